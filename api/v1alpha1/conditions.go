@@ -1,0 +1,60 @@
+package v1alpha1
+
+// ConditionReady is the one condition type every secretsync object reports. It is
+// what kstatus (Flux) and Argo CD health checks read, together with observedGeneration.
+const ConditionReady = "Ready"
+
+// Reasons of an ExternalSecret's Ready condition.
+const (
+	ReasonSynced               = "Synced"
+	ReasonSecretStoreNotFound  = "SecretStoreNotFound"
+	ReasonStoreNotReady        = "StoreNotReady"
+	ReasonNamespaceNotAllowed  = "NamespaceNotAllowed"
+	ReasonKeyNotAllowed        = "KeyNotAllowed"
+	ReasonKeyNotFound          = "KeyNotFound"
+	ReasonInvalidProperty      = "InvalidProperty"
+	ReasonRemoteNotFound       = "RemoteNotFound"
+	ReasonProviderError        = "ProviderError"
+	ReasonAuthFailed           = "AuthFailed"
+	ReasonThrottled            = "Throttled"
+	ReasonTargetOwnedElsewhere = "TargetOwnedElsewhere"
+	ReasonTargetNotFound       = "TargetNotFound"
+	ReasonTargetImmutable      = "TargetImmutable"
+	ReasonTargetTooLarge       = "TargetTooLarge"
+	ReasonInvalidValue         = "InvalidValue"
+	ReasonInvalidTemplate      = "InvalidTemplate"
+	ReasonInvalidKey           = "InvalidKey"
+	ReasonDuplicateKey         = "DuplicateKey"
+	// ReasonInvalidSpec covers rules the API server cannot check at admission.
+	ReasonInvalidSpec = "InvalidSpec"
+)
+
+// Reasons of a SecretStore's or ClusterSecretStore's Ready condition.
+const (
+	ReasonValid               = "Valid"
+	ReasonCredentialsNotFound = "CredentialsNotFound"
+	ReasonBackendUnreachable  = "BackendUnreachable"
+	// ReasonInvalidSpec and ReasonAuthFailed are shared with ExternalSecret.
+)
+
+// Event reasons (Kubernetes Events on ExternalSecrets).
+const (
+	EventSynced       = "Synced"
+	EventUpdated      = "Updated"
+	EventDeleted      = "Deleted"
+	EventSyncFailed   = "SyncFailed"
+	EventLeaseRenewed = "LeaseRenewed"
+	EventLeaseRevoked = "LeaseRevoked"
+)
+
+// Well-known labels and annotations.
+const (
+	// LabelManaged marks every Secret secretsync writes; the operator caches only these.
+	LabelManaged = "secretsync.dev/managed"
+	// AnnotationForceSync: any new value makes the controller refresh now.
+	AnnotationForceSync = "secretsync.dev/force-sync"
+	// AnnotationDataHash on a target Secret records the keyed hash of the data we wrote.
+	AnnotationDataHash = "secretsync.dev/data-hash"
+	// FinalizerLeases guards revocation of dynamic-secret leases.
+	FinalizerLeases = "secretsync.dev/leases"
+)

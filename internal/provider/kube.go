@@ -1,0 +1,147 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+)
+
+// Kube is the Kubernetes access a provider may use while building a client:
+// reading credential Secrets and requesting ServiceAccount tokens. Namespace
+// resolution (SecretStore vs ClusterSecretStore) is done by the helpers below,
+// so every provider applies the same rules.
+type Kube interface {
+	// SecretKey reads one key of a Secret (a direct GET: credential Secrets are not
+	// in the operator's cache, which holds only managed targets).
+	SecretKey(ctx context.Context, namespace, name, key string) ([]byte, error)
+	// ServiceAccountToken requests a token for namespace/name with the audiences.
+	ServiceAccountToken(ctx context.Context, namespace, name string, audiences []string, ttl time.Duration) (string, error)
+}
+
+// KubeClient implements Kube with a controller-runtime client. Reader must be an
+// uncached reader (the manager's APIReader).
+type KubeClient struct {
+	Reader client.Reader
+	Writer client.Client
+}
+
+func (k KubeClient) SecretKey(ctx context.Context, namespace, name, key string) ([]byte, error) {
+	var s corev1.Secret
+	if err := k.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, ErrCredentials)
+		}
+		return nil, fmt.Errorf("get secret %s/%s: %w", namespace, name, err)
+	}
+	v, ok := s.Data[key]
+	if !ok {
+		return nil, fmt.Errorf("secret %s/%s has no key %q: %w", namespace, name, key, ErrCredentials)
+	}
+	return v, nil
+}
+
+func (k KubeClient) ServiceAccountToken(ctx context.Context, namespace, name string, audiences []string, ttl time.Duration) (string, error) {
+	secs := int64(ttl / time.Second)
+	sa := &corev1.ServiceAccount{}
+	sa.Namespace, sa.Name = namespace, name
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: &secs}}
+	if err := k.Writer.SubResource("token").Create(ctx, sa, tr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("serviceaccount %s/%s: %w", namespace, name, ErrCredentials)
+		}
+		return "", fmt.Errorf("token request for serviceaccount %s/%s: %w", namespace, name, err)
+	}
+	return tr.Status.Token, nil
+}
+
+// SecretNamespace resolves the namespace of a Secret reference inside store.
+func SecretNamespace(store v1alpha1.GenericStore, refNamespace string) string {
+	if store.GetKind() == "ClusterSecretStore" {
+		return refNamespace
+	}
+	return store.GetNamespace()
+}
+
+// ServiceAccountNamespace resolves a ServiceAccount reference: a SecretStore's own
+// namespace; in a ClusterSecretStore the explicit namespace, else the consumer's.
+func ServiceAccountNamespace(store v1alpha1.GenericStore, sa v1alpha1.ServiceAccountSelector, consumer string) string {
+	if store.GetKind() != "ClusterSecretStore" {
+		return store.GetNamespace()
+	}
+	if sa.Namespace != "" {
+		return sa.Namespace
+	}
+	return consumer
+}
+
+// ReadSecretKey resolves sel inside store and reads it.
+func ReadSecretKey(ctx context.Context, kube Kube, store v1alpha1.GenericStore, sel v1alpha1.SecretKeySelector) ([]byte, error) {
+	return kube.SecretKey(ctx, SecretNamespace(store, sel.Namespace), sel.Name, sel.Key)
+}
+
+// CredentialSecrets lists the Secrets a store references, so the fetch layer can key
+// clients by their resourceVersions and rebuild a client when credentials rotate.
+func CredentialSecrets(store v1alpha1.GenericStore) []types.NamespacedName {
+	var out []types.NamespacedName
+	add := func(s *v1alpha1.SecretKeySelector) {
+		if s != nil {
+			out = append(out, types.NamespacedName{Namespace: SecretNamespace(store, s.Namespace), Name: s.Name})
+		}
+	}
+	p := store.GetSpec().Provider
+	if p.AWS != nil && p.AWS.Auth != nil && p.AWS.Auth.SecretRef != nil {
+		add(&p.AWS.Auth.SecretRef.AccessKeyIDSecretRef)
+		add(&p.AWS.Auth.SecretRef.SecretAccessKeySecretRef)
+		add(p.AWS.Auth.SecretRef.SessionTokenSecretRef)
+	}
+	if v := p.Vault; v != nil {
+		if v.CAProvider != nil && v.CAProvider.Type == "Secret" {
+			out = append(out, types.NamespacedName{Namespace: SecretNamespace(store, v.CAProvider.Namespace), Name: v.CAProvider.Name})
+		}
+		add(v.Auth.TokenSecretRef)
+		if v.Auth.AppRole != nil {
+			add(&v.Auth.AppRole.SecretRef)
+			add(v.Auth.AppRole.RoleRef)
+		}
+		if v.Auth.JWT != nil {
+			add(v.Auth.JWT.SecretRef)
+		}
+	}
+	return out
+}
+
+// UsesConsumerNamespace reports whether a client for store depends on the consumer's
+// namespace (a ClusterSecretStore ServiceAccount reference without a namespace), so the
+// fetch layer must keep one client per consuming namespace.
+func UsesConsumerNamespace(store v1alpha1.GenericStore) bool {
+	if store.GetKind() != "ClusterSecretStore" {
+		return false
+	}
+	p := store.GetSpec().Provider
+	var sas []v1alpha1.ServiceAccountSelector
+	if p.AWS != nil && p.AWS.Auth != nil && p.AWS.Auth.JWT != nil {
+		sas = append(sas, p.AWS.Auth.JWT.ServiceAccountRef)
+	}
+	if p.Vault != nil {
+		if k := p.Vault.Auth.Kubernetes; k != nil {
+			sas = append(sas, k.ServiceAccountRef)
+		}
+		if j := p.Vault.Auth.JWT; j != nil && j.KubernetesServiceAccountToken != nil {
+			sas = append(sas, j.KubernetesServiceAccountToken.ServiceAccountRef)
+		}
+	}
+	for _, sa := range sas {
+		if sa.Namespace == "" {
+			return true
+		}
+	}
+	return false
+}
