@@ -1,0 +1,257 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+// OpenBao is a running OpenBao dev server (in-memory storage, unsealed, root token)
+// listening on 127.0.0.1 only.
+type OpenBao struct {
+	// Addr is the server URL, http://127.0.0.1:<port>.
+	Addr string
+	// RootToken is the dev server's root token (random per server).
+	RootToken string
+	// Client is a vault/api client authenticated with RootToken.
+	Client *vaultapi.Client
+	// UnsealKey unseals the server again after Seal.
+	UnsealKey string
+	// LogPath is the server's stdout+stderr.
+	LogPath string
+	// AuditLog is the file audit device's log once EnableAudit ran.
+	AuditLog string
+
+	dir     string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	stopped bool
+}
+
+// StartOpenBao starts `bin/bao server -dev` (or $BAO) on a free loopback port, waits
+// until /v1/sys/health answers and stops the server when t ends.
+func StartOpenBao(t testing.TB) *OpenBao {
+	t.Helper()
+	RequireIntegration(t, "OpenBao dev server")
+	bin := binary(t, "BAO", "bao")
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The dev server's cluster listener takes port+1 (loopback too).
+	port := FreePort(t)
+	b := &OpenBao{
+		Addr:      "http://" + addr(port),
+		RootToken: "root-" + randomHex(t, 12),
+		LogPath:   filepath.Join(dir, "bao.log"),
+		dir:       dir,
+	}
+	logf, err := os.Create(b.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "server", "-dev",
+		"-dev-root-token-id="+b.RootToken,
+		"-dev-listen-address="+addr(port),
+		"-dev-no-store-token",
+	)
+	cmd.Env = append(filteredEnv(), "HOME="+home)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start bao: %v", err)
+	}
+	b.cmd = cmd
+	b.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(b.done) }()
+	t.Cleanup(func() { b.Stop(t) })
+
+	if err := b.waitHealthy(30 * time.Second); err != nil {
+		t.Fatalf("bao: %v\n%s", err, tail(b.LogPath))
+	}
+	b.UnsealKey = findInLog(b.LogPath, regexp.MustCompile(`Unseal Key: (\S+)`))
+
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = b.Addr
+	cfg.MaxRetries = 0
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		t.Fatalf("vault client: %v", err)
+	}
+	c.SetToken(b.RootToken)
+	c.ClearNamespace()
+	b.Client = c
+	return b
+}
+
+// Stop terminates the server (SIGTERM, then SIGKILL after 10 s) and waits for it.
+// Safe to call more than once; data is gone afterwards (dev servers keep it in memory).
+func (b *OpenBao) Stop(t testing.TB) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped || b.cmd == nil {
+		return
+	}
+	b.stopped = true
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
+}
+
+// Seal seals the server: every request then fails with 503 until Unseal. Unlike
+// Stop, tokens, leases and data survive, so tests can simulate an outage and recovery.
+func (b *OpenBao) Seal(t testing.TB) {
+	t.Helper()
+	if err := b.Client.Sys().SealWithContext(t.Context()); err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+}
+
+// Unseal unseals a sealed server with its dev unseal key.
+func (b *OpenBao) Unseal(t testing.TB) {
+	t.Helper()
+	if b.UnsealKey == "" {
+		t.Fatalf("unseal: the dev server's unseal key was not found in %s", b.LogPath)
+	}
+	st, err := b.Client.Sys().UnsealWithContext(t.Context(), b.UnsealKey)
+	if err != nil || st.Sealed {
+		t.Fatalf("unseal: %v (status %+v)", err, st)
+	}
+	if err := b.waitHealthy(30 * time.Second); err != nil {
+		t.Fatalf("unseal: %v", err)
+	}
+}
+
+// EnableAudit enables a file audit device and returns the log path. Every request
+// and response is one JSON line (values HMAC'ed), so tests can count logins.
+func (b *OpenBao) EnableAudit(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(b.dir, "audit.log")
+	err := b.Client.Sys().EnableAuditWithOptionsWithContext(t.Context(), "file", &vaultapi.EnableAuditOptions{
+		Type:    "file",
+		Options: map[string]string{"file_path": p},
+	})
+	if err != nil {
+		t.Fatalf("enable file audit device: %v", err)
+	}
+	b.AuditLog = p
+	return p
+}
+
+// AuditCount counts the audited responses to requests on path (e.g.
+// "auth/approle/login"). EnableAudit must have run.
+func (b *OpenBao) AuditCount(t testing.TB, path string) int {
+	t.Helper()
+	if b.AuditLog == "" {
+		t.Fatal("AuditCount: EnableAudit has not run")
+	}
+	f, err := os.Open(b.AuditLog)
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e struct {
+			Type    string `json:"type"`
+			Request struct {
+				Path string `json:"path"`
+			} `json:"request"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "response" && e.Request.Path == path {
+			n++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	return n
+}
+
+func (b *OpenBao) waitHealthy(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.Addr+"/v1/sys/health", nil)
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-b.done:
+			return fmt.Errorf("server exited before it became healthy")
+		case <-ctx.Done():
+			return fmt.Errorf("server not healthy after %s", timeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// filteredEnv drops VAULT_*/BAO_* variables of the caller, which would otherwise
+// configure the dev server or its client.
+func filteredEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "VAULT_") || strings.HasPrefix(kv, "BAO_") || strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func findInLog(path string, re *regexp.Regexp) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if m := re.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
