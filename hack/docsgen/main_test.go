@@ -38,9 +38,9 @@ func TestGenerateCoversEveryField(t *testing.T) {
 	for _, want := range []string{
 		"## ExternalSecretSpec", "`refreshInterval`", "`secretStoreRef`", "`dataFrom`",
 		"## VaultProvider", "`tokenSecretRef`", "## AWSProvider", "`endpoint`",
-		"one of `Owner`, `Orphan`, `Merge`, `None`", // enum from a named type
+		"one of `Owner`, `Orphan`, `Merge`, `None`",                        // enum from a named type
 		"spec.target.deletionPolicy: Delete requires creationPolicy Owner", // CEL message
-		"| `TargetOwnedElsewhere` |", // condition reasons
+		"| `TargetOwnedElsewhere` |",                                       // condition reasons
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("reference lacks %q", want)
