@@ -62,3 +62,29 @@ func TestMarkerArg(t *testing.T) {
 		}
 	}
 }
+
+// TestTroubleshootingCoversEveryReason: docs/troubleshooting.md has a section for every
+// Reason* constant in api/v1alpha1.
+func TestTroubleshootingCoversEveryReason(t *testing.T) {
+	p, err := load(filepath.Join(root, "api", "v1alpha1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "troubleshooting.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range p.consts {
+		if !strings.HasPrefix(c.name, "Reason") {
+			continue
+		}
+		n++
+		if !strings.Contains(string(doc), "\n### "+c.value+"\n") {
+			t.Errorf("docs/troubleshooting.md has no section \"### %s\" (%s)", c.value, c.name)
+		}
+	}
+	if n < 20 {
+		t.Errorf("found only %d Reason constants", n)
+	}
+}
