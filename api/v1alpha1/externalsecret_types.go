@@ -361,6 +361,10 @@ type LeaseStatus struct {
 	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
 	// ExpiresAt is when the lease ends unless renewed.
 	ExpiresAt metav1.Time `json:"expiresAt"`
+	// Keys are the NAMES of the keys the lease's data produced (never values), so a
+	// restarted operator can keep using the credentials already in the Secret.
+	// +optional
+	Keys []string `json:"keys,omitempty"`
 }
 
 // ExternalSecret keeps a Kubernetes Secret in sync with an external secret manager.

@@ -1,0 +1,85 @@
+// Package externalsecret is the sync reconciler: it resolves an ExternalSecret's
+// store, fetches the remote values through the fetch layer, renders the target
+// Secret, writes it only when its bytes differ and patches status only when it
+// differs. A refresh in which nothing changed writes nothing to the API server.
+package externalsecret
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/fetch"
+	"github.com/secretsync/secretsync/internal/metrics"
+)
+
+// +kubebuilder:rbac:groups=secretsync.dev,resources=externalsecrets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=secretsync.dev,resources=externalsecrets/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=secretsync.dev,resources=externalsecrets/finalizers,verbs=update
+// +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores;clustersecretstores,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler syncs ExternalSecrets.
+type Reconciler struct {
+	Client    ctrl.Client // cached: ExternalSecrets, stores, namespaces, MANAGED Secrets only
+	APIReader ctrl.Reader // uncached: foreign target Secrets (Merge, adoption checks)
+	Fetcher   *fetch.Fetcher
+	Recorder  events.EventRecorder
+	Hasher    *Hasher
+	Clock     Clock
+	ready     readyTracker
+	mem       memoryStore
+}
+
+// Reconcile: get → sync (fetch, render, write) → patch status if changed → schedule.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	es := &v1alpha1.ExternalSecret{}
+	if err := r.Client.Get(ctx, req.NamespacedName, es); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.ready.forget(req.String())
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err // transient: cache read failed
+	}
+	if !es.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, es)
+	}
+	if err := r.ensureFinalizer(ctx, es); err != nil {
+		return reconcile.Result{}, err // transient: conflict, retried
+	}
+	start := r.Clock.Now()
+	before := es.Status.DeepCopy()
+	out := r.sync(ctx, es)
+	metrics.SyncDuration.Observe(time.Since(start).Seconds())
+	metrics.SyncTotal.WithLabelValues(out.result()).Inc()
+	r.ready.set(req.String(), out.readyStatus())
+
+	if err := r.patchStatus(ctx, es, before, out); err != nil {
+		return reconcile.Result{}, err // transient: status patch conflict or API error
+	}
+	if out.event != "" {
+		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, out.event, "Sync", "target Secret %s", out.event)
+	}
+	if out.err != nil {
+		// A repeated identical failure is not logged or evented again: the condition says it.
+		if c := before.Conditions; len(c) == 0 || c[0].Message != out.message {
+			log.FromContext(ctx).Info("sync failed", "reason", out.reason, "message", out.message)
+			r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, v1alpha1.EventSyncFailed, "Sync", "%s", out.message)
+		}
+		if out.retry {
+			return reconcile.Result{}, safeError(out.message) // transient: jittered exponential backoff
+		}
+		return reconcile.Result{RequeueAfter: r.nextRefresh(es, out)}, nil // terminal until spec or store changes
+	}
+	return reconcile.Result{RequeueAfter: r.nextRefresh(es, out)}, nil
+}

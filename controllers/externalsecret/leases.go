@@ -1,0 +1,185 @@
+package externalsecret
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/fetch"
+	"github.com/secretsync/secretsync/internal/provider"
+)
+
+func renewPercent(d *v1alpha1.DynamicRef) int64 {
+	if d.RenewPercent == 0 {
+		return v1alpha1.DefaultRenewPercent
+	}
+	return int64(d.RenewPercent)
+}
+
+// renewAt is when a lease should be renewed: renewPercent of its TTL after it was
+// last issued or renewed, with a small deterministic jitter so leases issued
+// together are not renewed in the same second.
+func renewAt(l v1alpha1.LeaseStatus, pct int64) time.Time {
+	ttl := time.Duration(l.TTLSeconds) * time.Second
+	start := l.ExpiresAt.Add(-ttl)
+	at := start.Add(ttl * time.Duration(pct) / 100)
+	jitter := time.Duration(hash64(l.ID) % uint64(max(ttl/20, time.Second)))
+	return at.Add(-jitter)
+}
+
+func dynamicSources(es *v1alpha1.ExternalSecret) map[string]*v1alpha1.DynamicRef {
+	out := map[string]*v1alpha1.DynamicRef{}
+	for _, d := range es.Spec.DataFrom {
+		if d.Dynamic != nil {
+			out[d.Dynamic.Path] = d.Dynamic
+		}
+	}
+	return out
+}
+
+// leaseRenewalDue reports whether any recorded lease has reached its renewal time.
+func leaseRenewalDue(es *v1alpha1.ExternalSecret, now time.Time) bool {
+	srcs := dynamicSources(es)
+	for _, l := range es.Status.Leases {
+		if d, ok := srcs[l.Path]; ok && !now.Before(renewAt(l, renewPercent(d))) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextLeaseEvent is the earliest renewal time of the recorded leases (zero: none).
+func nextLeaseEvent(es *v1alpha1.ExternalSecret) time.Time {
+	var next time.Time
+	srcs := dynamicSources(es)
+	for _, l := range es.Status.Leases {
+		if d, ok := srcs[l.Path]; ok {
+			if at := renewAt(l, renewPercent(d)); next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+	}
+	return next
+}
+
+// dynamic returns a dynamic source's data. A recorded lease that is still valid is
+// kept (renewed when due) and its data is taken from memory or, after a restart,
+// from the target Secret, so a restart issues no new credentials. Otherwise new
+// credentials are issued and the old lease is revoked after the Secret is written.
+func (r *Reconciler) dynamic(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, path string, src v1alpha1.DataFromSource, f *fetched, existing *corev1.Secret) (map[string][]byte, *outcome) {
+	d := src.Dynamic
+	leaser, ok := h.Client().(provider.Leaser)
+	if !ok {
+		o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.dynamic: provider %q does not issue dynamic secrets", path, h.Provider())
+		return nil, &o
+	}
+	if f.dynamicData == nil {
+		f.dynamicData = map[string]map[string][]byte{}
+	}
+	now := r.Clock.Now()
+	if cur := findLease(es.Status.Leases, d.Path); cur != nil && now.Before(cur.ExpiresAt.Time) {
+		if data := r.leaseData(es, cur, src, existing); data != nil {
+			l := *cur
+			if !now.Before(renewAt(l, renewPercent(d))) {
+				renewed, ok := r.renew(ctx, leaser, l)
+				if !ok {
+					goto issue // not renewable, capped by max TTL, or renewal failed
+				}
+				l = renewed
+			}
+			f.leases = append(f.leases, l)
+			f.dynamicData[d.Path] = data
+			return data, nil
+		}
+	}
+issue:
+	method := d.Method
+	if method == "" {
+		method = "GET"
+	}
+	data, lease, err := leaser.Issue(ctx, provider.DynamicRequest{Path: d.Path, Method: method, Parameters: d.Parameters})
+	if err != nil {
+		o := providerFailure(path+".dynamic: path \""+d.Path+"\"", err)
+		return nil, &o
+	}
+	if cur := findLease(es.Status.Leases, d.Path); cur != nil {
+		f.superseded = append(f.superseded, cur.ID)
+	}
+	issued := metav1.NewTime(now)
+	f.leases = append(f.leases, v1alpha1.LeaseStatus{ID: lease.ID, Path: d.Path, TTLSeconds: int64(lease.TTL / time.Second),
+		Renewable: lease.Renewable, IssuedAt: &issued, ExpiresAt: metav1.NewTime(now.Add(lease.TTL).Truncate(time.Second)),
+		Keys: sortedKeys(data)})
+	f.dynamicData[d.Path] = data
+	return data, nil
+}
+
+// renew extends l. It reports false when the lease cannot be renewed or the
+// backend capped it so close to expiry that new credentials should be issued.
+func (r *Reconciler) renew(ctx context.Context, leaser provider.Leaser, l v1alpha1.LeaseStatus) (v1alpha1.LeaseStatus, bool) {
+	if !l.Renewable {
+		return l, false
+	}
+	ttl := time.Duration(l.TTLSeconds) * time.Second
+	got, err := leaser.Renew(ctx, l.ID, ttl)
+	if err != nil {
+		log.FromContext(ctx).Info("lease renewal failed; issuing new credentials", "error", provider.SafeMessage(err))
+		return l, false
+	}
+	// A TTL well below the one asked for means max TTL is near: rotate instead.
+	if got.TTL < ttl/3 {
+		return l, false
+	}
+	now := r.Clock.Now()
+	l.ExpiresAt = metav1.NewTime(now.Add(got.TTL).Truncate(time.Second))
+	l.TTLSeconds = int64(got.TTL / time.Second)
+	l.Renewable = got.Renewable
+	return l, true
+}
+
+// leaseData returns a valid lease's data: from memory, else from the target Secret
+// when its keys are the dynamic source's own keys (no template replacing them).
+func (r *Reconciler) leaseData(es *v1alpha1.ExternalSecret, l *v1alpha1.LeaseStatus, src v1alpha1.DataFromSource, existing *corev1.Secret) map[string][]byte {
+	if mem, ok := r.mem.get(es.UID); ok && mem.dynamic[l.Path] != nil {
+		return mem.dynamic[l.Path]
+	}
+	t := es.Spec.Target.Template
+	if existing == nil || len(l.Keys) == 0 || len(src.Rewrite) > 0 || (t != nil && len(t.Data) > 0 && t.MergePolicy != v1alpha1.TemplateMerge) {
+		return nil
+	}
+	out := map[string][]byte{}
+	for _, k := range l.Keys {
+		v, ok := existing.Data[k]
+		if !ok {
+			return nil
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func findLease(ls []v1alpha1.LeaseStatus, path string) *v1alpha1.LeaseStatus {
+	for i := range ls {
+		if ls[i].Path == path {
+			return &ls[i]
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) revoke(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, ids []string) {
+	leaser, ok := h.Client().(provider.Leaser)
+	if !ok {
+		return
+	}
+	for _, id := range ids {
+		if err := leaser.Revoke(ctx, id); err != nil {
+			log.FromContext(ctx).Info("revoking superseded lease failed", "error", provider.SafeMessage(err))
+			continue
+		}
+		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, v1alpha1.EventLeaseRevoked, "Revoke", "superseded lease revoked")
+	}
+}

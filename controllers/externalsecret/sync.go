@@ -1,0 +1,175 @@
+package externalsecret
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+)
+
+// memory is what the controller remembers about an ExternalSecret between
+// reconciles. Losing it (restart) costs nothing: the status and the target's hash
+// say whether a fetch is needed, and refresh slots are computed from the clock.
+type memory struct {
+	next       time.Time // next scheduled refresh
+	generation int64
+	forceSync  string
+	dynamic    map[string]map[string][]byte // dynamic source data by path (never persisted)
+}
+
+type memoryStore struct{ m sync.Map }
+
+func (s *memoryStore) get(uid types.UID) (memory, bool) {
+	v, ok := s.m.Load(uid)
+	if !ok {
+		return memory{}, false
+	}
+	return v.(memory), true
+}
+func (s *memoryStore) put(uid types.UID, m memory) { s.m.Store(uid, m) }
+func (s *memoryStore) forget(uid types.UID)        { s.m.Delete(uid) }
+
+// sync decides whether a fetch is due, fetches, renders and writes the target.
+func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outcome {
+	store, o := r.resolveStore(ctx, es)
+	if o != nil {
+		return *o
+	}
+	existing, err := r.getTarget(ctx, es)
+	if err != nil {
+		return fail(v1alpha1.ReasonProviderError, true, "spec.target: read Secret %q: %s", targetName(es), apiReason(err))
+	}
+	now := r.Clock.Now()
+	mem, known := r.mem.get(es.UID)
+	interval := refreshInterval(es)
+	force := es.Annotations[v1alpha1.AnnotationForceSync]
+	drift := r.drifted(ctx, es, existing)
+
+	upToDate := es.Status.ObservedGeneration == es.Generation && isReady(es) && !drift && !leaseRenewalDue(es, now)
+	if !known && upToDate {
+		// First look since start-up and nothing is wrong: wait for this object's slot
+		// instead of hitting the backend now (no herd on restart).
+		r.mem.put(es.UID, memory{next: nextSlot(now, interval, storeKey(es), string(es.UID)), generation: es.Generation, forceSync: force})
+		return outcome{keep: true}
+	}
+	forced := known && force != mem.forceSync
+	due := !known || mem.generation != es.Generation || forced || drift || !isReady(es) ||
+		(!mem.next.IsZero() && !now.Before(mem.next)) || leaseRenewalDue(es, now)
+	if !due {
+		return outcome{keep: true}
+	}
+
+	maxAge := cacheWindow(interval)
+	if forced {
+		maxAge = 0
+	}
+	out := r.refresh(ctx, es, store, existing, maxAge)
+	out.fetched = true
+	mem.generation, mem.forceSync = es.Generation, force
+	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID))
+	if out.dynamicData != nil {
+		mem.dynamic = out.dynamicData
+	}
+	r.mem.put(es.UID, mem)
+	return out
+}
+
+func isReady(es *v1alpha1.ExternalSecret) bool {
+	c := meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue
+}
+
+// drifted reports whether the target no longer holds what we last wrote (edited or
+// deleted by hand), by comparing its keyed hash with status.dataHash.
+func (r *Reconciler) drifted(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret) bool {
+	if creationPolicy(es) == v1alpha1.CreationNone || es.Status.DataHash == "" {
+		return false
+	}
+	if existing == nil {
+		return true
+	}
+	sum, err := r.Hasher.Sum(ctx, existing.Data, ourKeys(existing, es))
+	return err != nil || sum != es.Status.DataHash
+}
+
+// refresh fetches every source, renders and writes the target.
+func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, existing *corev1.Secret, maxAge time.Duration) outcome {
+	h, err := r.Fetcher.For(ctx, store, es.Namespace)
+	if err != nil {
+		return providerFailure("spec.secretStoreRef", err)
+	}
+	var filter keyFilter
+	if css, ok := store.(*v1alpha1.ClusterSecretStore); ok {
+		admitted, err := r.admittingConditions(ctx, css, es.Namespace)
+		if err != nil {
+			return fail(v1alpha1.ReasonProviderError, true, "spec.secretStoreRef: read namespace: %v", err)
+		}
+		filter = func(k string) bool { return keyAllowed(k, admitted) }
+	}
+	f, o := r.fetchAll(ctx, es, store, h, filter, maxAge, existing)
+	if o != nil {
+		if len(f.notFound) > 0 && existing != nil && es.Status.DataHash != "" {
+			return r.remoteGone(ctx, es, existing, f, *o)
+		}
+		return *o
+	}
+	want, o := render(es, f.data)
+	if o != nil {
+		return *o
+	}
+	changed, o := r.write(ctx, es, existing, want)
+	if o != nil {
+		return *o
+	}
+	sum, err := r.Hasher.Sum(ctx, want.data, nil)
+	if err != nil {
+		return fail(v1alpha1.ReasonProviderError, true, "status.dataHash: %v", err)
+	}
+	out := outcome{reason: v1alpha1.ReasonSynced, changed: changed, sources: f.sources, dataHash: sum,
+		target: targetName(es), leases: f.leases, dynamicData: f.dynamicData}
+	if creationPolicy(es) == v1alpha1.CreationNone {
+		out.dataHash = ""
+	}
+	if changed {
+		out.event = v1alpha1.EventUpdated
+		if existing == nil {
+			out.event = v1alpha1.EventSynced
+		}
+	}
+	// Superseded leases are revoked only after the new credentials are in the Secret.
+	r.revoke(ctx, es, h, f.superseded)
+	return out
+}
+
+// remoteGone applies deletionPolicy once the backend says a remote secret no longer
+// exists (only for a target we synced before; a never-synced key is KeyNotFound).
+func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret, f *fetched, o outcome) outcome {
+	o.reason, o.retry = v1alpha1.ReasonRemoteNotFound, true
+	switch deletionPolicy(es) {
+	case v1alpha1.DeletionDelete:
+		if creationPolicy(es) == v1alpha1.CreationOwner && metav1.IsControlledBy(existing, es) {
+			if err := r.Client.Delete(ctx, existing); err != nil {
+				return fail(v1alpha1.ReasonProviderError, true, "spec.target: delete Secret %q: %s", targetName(es), apiReason(err))
+			}
+			o.event, o.message = v1alpha1.EventDeleted, fmt.Sprintf("%s; target Secret %q deleted (deletionPolicy Delete)", o.message, targetName(es))
+			o.err = errors.New(o.message)
+			o.clearHash = true
+		}
+	case v1alpha1.DeletionMerge:
+		if _, fo := r.removeOurKeys(ctx, es, existing); fo != nil {
+			return *fo
+		}
+		o.message = fmt.Sprintf("%s; our keys removed from Secret %q (deletionPolicy Merge)", o.message, targetName(es))
+		o.err = errors.New(o.message)
+		o.clearHash = true
+	}
+	return o
+}

@@ -1,0 +1,134 @@
+// Package secretstore reconciles SecretStores and ClusterSecretStores (one
+// reconciler, two registrations): it validates the spec, resolves credentials by
+// building the store's client through the fetch layer (so the client it checks is
+// the one ExternalSecrets then reuse) and makes one cheap authenticated call.
+package secretstore
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/fetch"
+	"github.com/secretsync/secretsync/internal/provider"
+)
+
+// +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores;clustersecretstores,verbs=get;list;watch
+// +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores/status;clustersecretstores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
+// Reconciler checks one store kind.
+type Reconciler struct {
+	Client   client.Client
+	Registry *provider.Registry
+	Fetcher  *fetch.Fetcher
+	// Recheck is how often a Ready store is checked again (jittered).
+	Recheck time.Duration
+	// New returns an empty object of the kind this reconciler handles.
+	New func() v1alpha1.GenericStore
+}
+
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	store := r.New()
+	if err := r.Client.Get(ctx, req.NamespacedName, store.(client.Object)); err != nil {
+		if apierrors.IsNotFound(err) {
+			// A deleted store's clients are closed (a Vault token is revoked).
+			r.Fetcher.Forget(ctx, r.New().GetKind(), req.Namespace, req.Name)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err // transient: cache read failed
+	}
+	before := store.GetStatus().DeepCopy()
+	reason, msg, transient := r.check(ctx, store)
+	st := computeStatus(store, reason, msg)
+	if !equality.Semantic.DeepEqual(*before, st) {
+		orig := store.(client.Object).DeepCopyObject().(client.Object)
+		*store.GetStatus() = st
+		if err := r.Client.Status().Patch(ctx, store.(client.Object), client.MergeFrom(orig)); err != nil {
+			return reconcile.Result{}, err // transient: patch conflict
+		}
+	}
+	if transient {
+		return reconcile.Result{}, errors.New(msg) // transient: backoff with jitter
+	}
+	if reason == v1alpha1.ReasonInvalidSpec {
+		return reconcile.Result{}, nil // terminal until the spec changes
+	}
+	return reconcile.Result{RequeueAfter: r.Recheck*3/4 + time.Duration(rand.Int64N(int64(r.Recheck)/2+1))}, nil
+}
+
+// check returns the Ready reason, a message naming fields (never values) and
+// whether the failure is transient.
+func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (string, string, bool) {
+	p, err := r.Registry.For(store.GetSpec())
+	if err != nil {
+		return v1alpha1.ReasonInvalidSpec, provider.SafeMessage(err), false
+	}
+	if err := p.ValidateStore(store); err != nil {
+		return v1alpha1.ReasonInvalidSpec, provider.SafeMessage(err), false
+	}
+	if provider.UsesConsumerNamespace(store) {
+		// Credentials depend on the consuming namespace's ServiceAccount: they are
+		// checked when an ExternalSecret uses the store.
+		return v1alpha1.ReasonValid, "valid; authentication is checked per consuming namespace", false
+	}
+	h, err := r.Fetcher.For(ctx, store, "")
+	if err == nil {
+		err = h.Client().Check(ctx)
+	}
+	switch provider.Classify(err) {
+	case nil:
+		if err != nil {
+			return v1alpha1.ReasonBackendUnreachable, provider.SafeMessage(err), true
+		}
+		return v1alpha1.ReasonValid, "store is valid and the backend answered", false
+	case provider.ErrCredentials:
+		return v1alpha1.ReasonCredentialsNotFound, provider.SafeMessage(err), true
+	case provider.ErrAuth, provider.ErrAccessDenied:
+		return v1alpha1.ReasonAuthFailed, provider.SafeMessage(err), true
+	case provider.ErrInvalid:
+		return v1alpha1.ReasonInvalidSpec, provider.SafeMessage(err), false
+	}
+	return v1alpha1.ReasonBackendUnreachable, provider.SafeMessage(err), true
+}
+
+func computeStatus(store v1alpha1.GenericStore, reason, msg string) v1alpha1.SecretStoreStatus {
+	st := *store.GetStatus().DeepCopy()
+	st.ObservedGeneration = store.GetGeneration()
+	status := metav1.ConditionFalse
+	if reason == v1alpha1.ReasonValid {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status,
+		Reason: reason, Message: msg, ObservedGeneration: store.GetGeneration()})
+	return st
+}
+
+// SetupWithManager registers a reconciler for kind ("SecretStore" or "ClusterSecretStore").
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, obj client.Object) error {
+	if r.Recheck == 0 {
+		r.Recheck = 5 * time.Minute
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(r.New().GetKind()).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 2,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
+		}).
+		Complete(r)
+}

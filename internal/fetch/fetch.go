@@ -1,0 +1,367 @@
+// Package fetch sits between the reconcilers and the providers. It is the
+// performance core: one client per store identity (reused across reconciles and
+// workers, so one Vault login, one AWS credential chain), coalescing of identical
+// concurrent reads, a short-lived value cache that lets every ExternalSecret of a
+// refresh round share one read, and batching of distinct keys into the backend's
+// batch call (SSM GetParameters, Secrets Manager BatchGetSecretValue).
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/metrics"
+	"github.com/secretsync/secretsync/internal/provider"
+)
+
+// Options tune the fetch layer.
+type Options struct {
+	// BatchWindow is how long a read waits for others to share a batch call.
+	BatchWindow time.Duration
+	// CredentialRecheck is how often the resourceVersions of a store's credential
+	// Secrets are re-read; a change builds a new client (rotation).
+	CredentialRecheck time.Duration
+	// Now is the clock (injected for tests).
+	Now func() time.Time
+}
+
+// Fetcher hands out Handles, one per store identity.
+type Fetcher struct {
+	reg    *provider.Registry
+	kube   provider.Kube
+	reader client.Reader // uncached: credential Secrets are not in the managed cache
+	opts   Options
+
+	mu      sync.Mutex
+	clients map[string]*slot
+}
+
+// New builds a Fetcher. reader must not be the manager's cached client.
+func New(reg *provider.Registry, kube provider.Kube, reader client.Reader, opts Options) *Fetcher {
+	if opts.BatchWindow == 0 {
+		opts.BatchWindow = 5 * time.Millisecond
+	}
+	if opts.CredentialRecheck == 0 {
+		opts.CredentialRecheck = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Fetcher{reg: reg, kube: kube, reader: reader, opts: opts, clients: map[string]*slot{}}
+}
+
+// slot holds the current client of one store (per consumer namespace where the
+// store's auth depends on it). Its mutex serialises (re)building.
+type slot struct {
+	mu        sync.Mutex
+	identity  string
+	checkedAt time.Time
+	handle    *Handle
+}
+
+func slotKey(store v1alpha1.GenericStore, consumer string) string {
+	k := store.GetKind() + "/" + store.GetNamespace() + "/" + store.GetName()
+	if provider.UsesConsumerNamespace(store) {
+		k += "@" + consumer
+	}
+	return k
+}
+
+// For returns the Handle for store as used from namespace consumer, building a
+// client only when the store identity (UID, generation, credential Secret
+// resourceVersions) changed.
+func (f *Fetcher) For(ctx context.Context, store v1alpha1.GenericStore, consumer string) (*Handle, error) {
+	key := slotKey(store, consumer)
+	f.mu.Lock()
+	s, ok := f.clients[key]
+	if !ok {
+		s = &slot{}
+		f.clients[key] = s
+	}
+	f.mu.Unlock()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := f.opts.Now()
+	base := fmt.Sprintf("%s/%d", store.GetUID(), store.GetGeneration())
+	if s.handle != nil && strings.HasPrefix(s.identity, base+"|") && now.Sub(s.checkedAt) < f.opts.CredentialRecheck {
+		return s.handle, nil
+	}
+	rvs, err := f.credentialVersions(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	id := base + "|" + rvs
+	s.checkedAt = now
+	if s.handle != nil && s.identity == id {
+		return s.handle, nil
+	}
+	p, err := f.reg.For(store.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.NewClient(ctx, store, f.kube, consumer)
+	if err != nil {
+		return nil, err
+	}
+	old := s.handle
+	s.handle = newHandle(p.Name(), c, f.opts)
+	s.identity = id
+	if old != nil {
+		// The superseded identity's token or session is released in the background:
+		// readers still holding the old handle finish their calls first.
+		go old.close(context.WithoutCancel(ctx))
+	}
+	return s.handle, nil
+}
+
+// Forget closes and drops every client of a store (deleted store, or an auth
+// failure that a fresh login may cure).
+func (f *Fetcher) Forget(ctx context.Context, kind, namespace, name string) {
+	prefix := kind + "/" + namespace + "/" + name
+	f.mu.Lock()
+	var drop []*slot
+	for k, s := range f.clients {
+		if k == prefix || strings.HasPrefix(k, prefix+"@") {
+			drop = append(drop, s)
+			delete(f.clients, k)
+		}
+	}
+	f.mu.Unlock()
+	for _, s := range drop {
+		s.mu.Lock()
+		if s.handle != nil {
+			s.handle.close(ctx)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (f *Fetcher) credentialVersions(ctx context.Context, store v1alpha1.GenericStore) (string, error) {
+	refs := provider.CredentialSecrets(store)
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	var b strings.Builder
+	seen := map[types.NamespacedName]bool{}
+	for _, r := range refs {
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		// Metadata only: the resourceVersion is all the identity needs.
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(secretGVK)
+		if err := f.reader.Get(ctx, r, m); err != nil {
+			if client.IgnoreNotFound(err) == nil {
+				return "", fmt.Errorf("secret %s: %w", r, provider.ErrCredentials)
+			}
+			return "", fmt.Errorf("read secret %s: %w", r, err)
+		}
+		b.WriteString(r.String() + "=" + m.ResourceVersion + ";")
+	}
+	return b.String(), nil
+}
+
+// Handle is a store identity's client plus its coalescing, cache and batcher.
+type Handle struct {
+	provider string
+	client   provider.Client
+	opts     Options
+
+	mu       sync.Mutex
+	cache    map[provider.Ref]cached
+	inflight map[provider.Ref]*call
+	pending  []*call
+	timer    bool
+
+	findMu    sync.Mutex
+	findCache map[string]cachedFind
+	findCalls map[string]*findCall
+}
+
+type cached struct {
+	s  provider.Secret
+	at time.Time
+}
+
+type call struct {
+	ref  provider.Ref
+	done chan struct{}
+	s    provider.Secret
+	err  error
+}
+
+func newHandle(name string, c provider.Client, opts Options) *Handle {
+	return &Handle{provider: name, client: c, opts: opts,
+		cache: map[provider.Ref]cached{}, inflight: map[provider.Ref]*call{},
+		findCache: map[string]cachedFind{}, findCalls: map[string]*findCall{}}
+}
+
+// Client exposes the provider client for capabilities the fetch layer does not
+// mediate (leases, decryption, Check).
+func (h *Handle) Client() provider.Client { return h.client }
+
+// Provider is the provider's name.
+func (h *Handle) Provider() string { return h.provider }
+
+func (h *Handle) close(ctx context.Context) { _ = h.client.Close(ctx) }
+
+// Get reads ref. A value read less than maxAge ago is reused (maxAge 0 forces a
+// read); identical concurrent reads share one backend call; distinct reads within
+// BatchWindow share a batch call when the client supports batching.
+func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration) (provider.Secret, error) {
+	h.mu.Lock()
+	if c, ok := h.cache[ref]; ok && maxAge > 0 && h.opts.Now().Sub(c.at) < maxAge {
+		h.mu.Unlock()
+		return c.s, nil
+	}
+	cl, ok := h.inflight[ref]
+	if !ok {
+		cl = &call{ref: ref, done: make(chan struct{})}
+		h.inflight[ref] = cl
+		if bg, batching := h.client.(provider.BatchGetter); batching {
+			h.enqueue(ctx, bg, cl)
+		} else {
+			go h.single(context.WithoutCancel(ctx), cl)
+		}
+	}
+	h.mu.Unlock()
+	select {
+	case <-cl.done:
+		return cl.s, cl.err
+	case <-ctx.Done():
+		return provider.Secret{}, ctx.Err()
+	}
+}
+
+// enqueue adds cl to the pending batch; h.mu is held.
+func (h *Handle) enqueue(ctx context.Context, bg provider.BatchGetter, cl *call) {
+	h.pending = append(h.pending, cl)
+	if len(h.pending) >= bg.MaxBatch() {
+		batch := h.pending
+		h.pending = nil
+		go h.batch(context.WithoutCancel(ctx), bg, batch)
+		return
+	}
+	if !h.timer {
+		h.timer = true
+		time.AfterFunc(h.opts.BatchWindow, func() {
+			h.mu.Lock()
+			batch := h.pending
+			h.pending, h.timer = nil, false
+			h.mu.Unlock()
+			if len(batch) > 0 {
+				h.batch(context.WithoutCancel(ctx), bg, batch)
+			}
+		})
+	}
+}
+
+func (h *Handle) single(ctx context.Context, cl *call) {
+	cl.s, cl.err = h.client.GetSecret(ctx, cl.ref)
+	count(h.provider, "get", cl.err)
+	h.finish(cl)
+}
+
+func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*call) {
+	refs := make([]provider.Ref, len(calls))
+	for i, c := range calls {
+		refs[i] = c.ref
+	}
+	res, err := bg.GetSecrets(ctx, refs)
+	count(h.provider, "batch_get", err)
+	for i, c := range calls {
+		switch {
+		case err != nil:
+			c.err = err
+		case i < len(res):
+			c.s, c.err = res[i].Secret, res[i].Err
+		default:
+			c.err = errors.New("batch returned fewer results than requested")
+		}
+		h.finish(c)
+	}
+}
+
+func (h *Handle) finish(cl *call) {
+	h.mu.Lock()
+	delete(h.inflight, cl.ref)
+	if cl.err == nil {
+		h.cache[cl.ref] = cached{s: cl.s, at: h.opts.Now()}
+	}
+	h.mu.Unlock()
+	close(cl.done)
+}
+
+type cachedFind struct {
+	res map[string]provider.Secret
+	at  time.Time
+}
+
+type findCall struct {
+	done chan struct{}
+	res  map[string]provider.Secret
+	err  error
+}
+
+// Find runs q with the same reuse and coalescing rules as Get.
+func (h *Handle) Find(ctx context.Context, q provider.FindQuery, maxAge time.Duration) (map[string]provider.Secret, error) {
+	key := findKey(q)
+	h.findMu.Lock()
+	if c, ok := h.findCache[key]; ok && maxAge > 0 && h.opts.Now().Sub(c.at) < maxAge {
+		h.findMu.Unlock()
+		return c.res, nil
+	}
+	fc, ok := h.findCalls[key]
+	if !ok {
+		fc = &findCall{done: make(chan struct{})}
+		h.findCalls[key] = fc
+		go func() {
+			fc.res, fc.err = h.client.Find(context.WithoutCancel(ctx), q)
+			count(h.provider, "find", fc.err)
+			h.findMu.Lock()
+			delete(h.findCalls, key)
+			if fc.err == nil {
+				h.findCache[key] = cachedFind{res: fc.res, at: h.opts.Now()}
+			}
+			h.findMu.Unlock()
+			close(fc.done)
+		}()
+	}
+	h.findMu.Unlock()
+	select {
+	case <-fc.done:
+		return fc.res, fc.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func findKey(q provider.FindQuery) string {
+	tags := make([]string, 0, len(q.Tags))
+	for k, v := range q.Tags {
+		tags = append(tags, k+"="+v)
+	}
+	sort.Strings(tags)
+	return strings.TrimSuffix(q.Path, "/") + "\x00" + q.NameRegexp + "\x00" + strings.Join(tags, "\x00")
+}
+
+func count(prov, op string, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+		if s := provider.Classify(err); s != nil {
+			result = strings.ReplaceAll(s.Error(), " ", "_")
+		}
+	}
+	metrics.ProviderRequests.WithLabelValues(prov, op, result).Inc()
+}

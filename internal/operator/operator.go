@@ -1,0 +1,106 @@
+// Package operator wires the manager, caches, fetch layer and controllers. main.go
+// and the end-to-end tests both use it, so tests run exactly the production wiring.
+package operator
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/controllers/externalsecret"
+	"github.com/secretsync/secretsync/controllers/secretstore"
+	"github.com/secretsync/secretsync/internal/fetch"
+	"github.com/secretsync/secretsync/internal/provider"
+	"github.com/secretsync/secretsync/internal/scheme"
+)
+
+// Options are the operator's settings (flags in main.go).
+type Options struct {
+	MetricsAddr             string
+	ProbeAddr               string
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// Namespace restricts the watch to one namespace ("" = all).
+	Namespace string
+	// OperatorNamespace holds the HMAC key Secret of status.dataHash.
+	OperatorNamespace string
+	Workers           int
+	StoreRecheck      time.Duration
+	// NewClient lets tests wrap the manager's client (e.g. to count writes).
+	NewClient func(*rest.Config, client.Options) (client.Client, error)
+	// Clock for the ExternalSecret controller (nil: wall clock).
+	Clock externalsecret.Clock
+}
+
+// New builds a manager with every controller registered.
+func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, error) {
+	if o.Workers <= 0 {
+		o.Workers = 20
+	}
+	cacheOpts := cache.Options{
+		// Only Secrets we manage are cached: unrelated Secrets cost no memory.
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManaged: "true"})},
+		},
+	}
+	if o.Namespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme.New(),
+		Cache:                   cacheOpts,
+		NewClient:               o.NewClient,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        "secretsync.dev",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// Released on shutdown so a rolling update does not wait for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	kube := provider.KubeClient{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}
+	f := fetch.New(reg, kube, mgr.GetAPIReader(), fetch.Options{})
+
+	es := &externalsecret.Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Fetcher:   f,
+		Recorder:  mgr.GetEventRecorder("secretsync"),
+		Hasher:    &externalsecret.Hasher{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: o.OperatorNamespace},
+		Clock:     o.Clock,
+	}
+	if err := es.SetupWithManager(mgr, o.Workers); err != nil {
+		return nil, fmt.Errorf("externalsecret controller: %w", err)
+	}
+	for _, s := range []struct {
+		obj client.Object
+		new func() v1alpha1.GenericStore
+	}{
+		{&v1alpha1.SecretStore{}, func() v1alpha1.GenericStore { return &v1alpha1.SecretStore{} }},
+		{&v1alpha1.ClusterSecretStore{}, func() v1alpha1.GenericStore { return &v1alpha1.ClusterSecretStore{} }},
+	} {
+		r := &secretstore.Reconciler{Client: mgr.GetClient(), Registry: reg, Fetcher: f, Recheck: o.StoreRecheck, New: s.new}
+		if err := r.SetupWithManager(mgr, s.obj); err != nil {
+			return nil, fmt.Errorf("store controller: %w", err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
