@@ -1,0 +1,99 @@
+// Package awstest has what the AWS provider tests share: a fake provider.Kube, store
+// builders and fast retry settings. It is imported by tests only.
+package awstest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/provider"
+	awsp "github.com/secretsync/secretsync/internal/provider/aws"
+)
+
+// TokenRequest is one ServiceAccountToken call seen by Kube.
+type TokenRequest struct {
+	Namespace, Name string
+	Audiences       []string
+	TTL             time.Duration
+}
+
+// Kube is a fake provider.Kube: Secrets keyed "namespace/name/key", tokens from Token.
+type Kube struct {
+	mu       sync.Mutex
+	Secrets  map[string][]byte
+	Token    func(namespace, name string, audiences []string) (string, error)
+	Requests []TokenRequest
+	reads    atomic.Int64
+}
+
+func (k *Kube) SecretKey(_ context.Context, namespace, name, key string) ([]byte, error) {
+	k.reads.Add(1)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.Secrets[namespace+"/"+name+"/"+key]
+	if !ok {
+		return nil, fmt.Errorf("secret %s/%s key %q: %w", namespace, name, key, provider.ErrCredentials)
+	}
+	return v, nil
+}
+
+func (k *Kube) ServiceAccountToken(_ context.Context, namespace, name string, audiences []string, ttl time.Duration) (string, error) {
+	k.mu.Lock()
+	k.Requests = append(k.Requests, TokenRequest{namespace, name, audiences, ttl})
+	f := k.Token
+	k.mu.Unlock()
+	if f == nil {
+		return "", fmt.Errorf("serviceaccount %s/%s: %w", namespace, name, provider.ErrCredentials)
+	}
+	return f(namespace, name, audiences)
+}
+
+// TokenRequests returns the token requests seen so far.
+func (k *Kube) TokenRequests() []TokenRequest {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]TokenRequest{}, k.Requests...)
+}
+
+// Store is a namespaced SecretStore "aws" in namespace "team-a" for service, aimed at
+// endpoint, adjusted by mutate.
+func Store(service v1alpha1.AWSService, endpoint string, mutate ...func(*v1alpha1.AWSProvider)) *v1alpha1.SecretStore {
+	s := &v1alpha1.SecretStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "aws", Namespace: "team-a"},
+		Spec: v1alpha1.SecretStoreSpec{Provider: v1alpha1.StoreProvider{AWS: &v1alpha1.AWSProvider{
+			Service: service, Region: "eu-west-1", Endpoint: endpoint,
+		}}},
+	}
+	for _, m := range mutate {
+		m(s.Spec.Provider.AWS)
+	}
+	return s
+}
+
+// StaticAuth points the store at the "aws-creds" Secret keys StaticKube fills.
+func StaticAuth(p *v1alpha1.AWSProvider) {
+	p.Auth = &v1alpha1.AWSAuth{SecretRef: &v1alpha1.AWSSecretRef{
+		AccessKeyIDSecretRef:     v1alpha1.SecretKeySelector{Name: "aws-creds", Key: "access-key-id"},
+		SecretAccessKeySecretRef: v1alpha1.SecretKeySelector{Name: "aws-creds", Key: "secret-access-key"},
+	}}
+}
+
+// StaticKube holds the key pair in team-a/aws-creds (with a trailing newline, as
+// Secrets made from files have).
+func StaticKube(akid, secret string) *Kube {
+	return &Kube{Secrets: map[string][]byte{
+		"team-a/aws-creds/access-key-id":     []byte(akid + "\n"),
+		"team-a/aws-creds/secret-access-key": []byte(secret),
+	}}
+}
+
+// FastOptions retries quickly, so fault tests do not sleep.
+func FastOptions() awsp.Options {
+	return awsp.Options{MaxAttempts: 3, MaxBackoff: 5 * time.Millisecond}
+}

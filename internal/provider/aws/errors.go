@@ -1,0 +1,203 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/secretsync/secretsync/internal/provider"
+)
+
+// codeKinds maps AWS error codes (Secrets Manager, SSM, STS, and the codes every AWS
+// service shares) to the provider sentinels.
+var codeKinds = map[string]error{
+	// Missing things.
+	"ResourceNotFoundException": provider.ErrNotFound,
+	"ParameterNotFound":         provider.ErrNotFound,
+	"ParameterVersionNotFound":  provider.ErrNotFound,
+
+	// Authenticated, but not allowed.
+	"AccessDeniedException":    provider.ErrAccessDenied,
+	"AccessDenied":             provider.ErrAccessDenied,
+	"UnauthorizedOperation":    provider.ErrAccessDenied,
+	"DecryptionFailure":        provider.ErrAccessDenied, // KMS refused to decrypt for this identity
+	"KMSAccessDeniedException": provider.ErrAccessDenied,
+	"IDPRejectedClaim":         provider.ErrAccessDenied,
+
+	// Not authenticated: bad, expired or missing credentials or tokens.
+	"UnrecognizedClientException":         provider.ErrAuth,
+	"InvalidClientTokenId":                provider.ErrAuth,
+	"InvalidSignatureException":           provider.ErrAuth,
+	"SignatureDoesNotMatch":               provider.ErrAuth,
+	"IncompleteSignature":                 provider.ErrAuth,
+	"IncompleteSignatureException":        provider.ErrAuth,
+	"MissingAuthenticationToken":          provider.ErrAuth,
+	"MissingAuthenticationTokenException": provider.ErrAuth,
+	"ExpiredTokenException":               provider.ErrAuth,
+	"ExpiredToken":                        provider.ErrAuth,
+	"InvalidIdentityToken":                provider.ErrAuth,
+	"RequestExpired":                      provider.ErrAuth,
+	"AuthFailure":                         provider.ErrAuth,
+	"InvalidAccessKeyId":                  provider.ErrAuth,
+
+	// Slow down.
+	"ThrottlingException":                    provider.ErrThrottled,
+	"Throttling":                             provider.ErrThrottled,
+	"ThrottledException":                     provider.ErrThrottled,
+	"TooManyRequestsException":               provider.ErrThrottled,
+	"RequestLimitExceeded":                   provider.ErrThrottled,
+	"RequestThrottled":                       provider.ErrThrottled,
+	"RequestThrottledException":              provider.ErrThrottled,
+	"TooManyUpdates":                         provider.ErrThrottled,
+	"SlowDown":                               provider.ErrThrottled,
+	"PriorRequestNotComplete":                provider.ErrThrottled,
+	"BandwidthLimitExceeded":                 provider.ErrThrottled,
+	"ProvisionedThroughputExceededException": provider.ErrThrottled,
+
+	// The service (or the way to it) is failing.
+	"InternalServiceError":        provider.ErrUnavailable,
+	"InternalServerError":         provider.ErrUnavailable,
+	"InternalFailure":             provider.ErrUnavailable,
+	"InternalError":               provider.ErrUnavailable,
+	"ServiceUnavailable":          provider.ErrUnavailable,
+	"ServiceUnavailableException": provider.ErrUnavailable,
+	"RequestTimeout":              provider.ErrUnavailable,
+	"RequestTimeoutException":     provider.ErrUnavailable,
+	"IDPCommunicationError":       provider.ErrUnavailable,
+	"RegionDisabledException":     provider.ErrUnavailable,
+}
+
+// KindForCode maps an AWS error code (and the HTTP status, 0 when unknown) to a
+// sentinel. Codes not listed are client errors (ErrInvalid) unless the status says
+// otherwise. Secrets Manager answers InvalidRequestException for a secret scheduled
+// for deletion; for a reader that secret is gone, so it maps to ErrNotFound.
+func KindForCode(code, message string, status int) error {
+	if k, ok := codeKinds[code]; ok {
+		return k
+	}
+	if code == "InvalidRequestException" && strings.Contains(message, "marked for deletion") {
+		return provider.ErrNotFound
+	}
+	switch {
+	case status >= 500:
+		return provider.ErrUnavailable
+	case status == 429:
+		return provider.ErrThrottled
+	case status == 401:
+		return provider.ErrAuth
+	case status == 403:
+		return provider.ErrAccessDenied
+	}
+	return provider.ErrInvalid
+}
+
+// CodeError builds the provider error for an error reported inside a response (e.g.
+// one entry of BatchGetSecretValue's Errors). The message is kept as the cause, which
+// SafeMessage never renders.
+func CodeError(code, message string) error {
+	return Wrap(KindForCode(code, message, 0), code, errors.New(message))
+}
+
+// MapError turns an error from an AWS SDK call into a provider error: a sentinel kind
+// and the AWS error code, with the raw SDK error kept as the (never rendered) cause.
+// Failures to get a ServiceAccount token keep their own message (it names the
+// ServiceAccount, never a secret).
+func MapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *provider.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		if provider.Classify(te.err) != nil {
+			return fmt.Errorf("request ServiceAccount token: %w", te.err)
+		}
+		return fmt.Errorf("request ServiceAccount token: %w: %w", provider.ErrAuth, te.err)
+	}
+
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		status := 0
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) {
+			status = re.HTTPStatusCode()
+		}
+		code := ae.ErrorCode()
+		if viaSTS(err) {
+			// The call failed while getting credentials: say so, the role is the problem.
+			return Wrap(KindForCode(code, ae.ErrorMessage(), status), "sts:"+code, err)
+		}
+		return Wrap(KindForCode(code, ae.ErrorMessage(), status), code, err)
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) { // an HTTP error without an AWS error body (a proxy, a 503 page)
+		return Wrap(KindForCode("", "", re.HTTPStatusCode()), fmt.Sprintf("HTTP %d", re.HTTPStatusCode()), err)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return Wrap(provider.ErrUnavailable, "Timeout", err)
+	case errors.Is(err, context.Canceled):
+		return Wrap(provider.ErrUnavailable, "Canceled", err)
+	}
+	var ne net.Error
+	var se *smithyhttp.RequestSendError
+	if errors.As(err, &ne) || errors.As(err, &se) {
+		return Wrap(provider.ErrUnavailable, "ConnectionError", err)
+	}
+	return Wrap(provider.ErrUnavailable, "Unknown", err)
+}
+
+// viaSTS reports whether err came from an STS call made to get credentials (an STS
+// OperationError anywhere in the chain, errors.Join branches included).
+func viaSTS(err error) bool {
+	if err == nil {
+		return false
+	}
+	if oe, ok := err.(*smithy.OperationError); ok && oe.ServiceID == "STS" {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if viaSTS(e) {
+				return true
+			}
+		}
+	case interface{ Unwrap() error }:
+		return viaSTS(u.Unwrap())
+	}
+	return false
+}
+
+// Wrap is provider.Wrap behind a shell that renders itself as "<kind> (<code>)".
+// (*provider.Error).Error currently recurses through provider.SafeMessage (which calls
+// Error() on the *Error itself), so a bare *provider.Error overflows the stack when
+// rendered. The shell unwraps to the *provider.Error, so errors.Is/As and SafeMessage
+// see exactly what provider.Wrap builds; it can go once provider.Error renders safely.
+func Wrap(kind error, code string, cause error) error {
+	return safeError{provider.Wrap(kind, code, cause)}
+}
+
+type safeError struct{ err error }
+
+func (e safeError) Error() string {
+	var pe *provider.Error
+	if errors.As(e.err, &pe) {
+		if pe.Code != "" {
+			return pe.Kind.Error() + " (" + pe.Code + ")"
+		}
+		return pe.Kind.Error()
+	}
+	return e.err.Error()
+}
+
+func (e safeError) Unwrap() error { return e.err }
