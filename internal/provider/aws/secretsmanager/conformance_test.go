@@ -80,8 +80,10 @@ func TestConformance(t *testing.T) {
 	}
 	admin := adminClient(srv)
 	providertest.Run(t, "conf", providertest.Harness{
-		Client:    client,
-		Put:       func(t *testing.T, name string, value []byte, tags map[string]string) string { return put(t, admin, name, value, tags) },
+		Client: client,
+		Put: func(t *testing.T, name string, value []byte, tags map[string]string) string {
+			return put(t, admin, name, value, tags)
+		},
 		Name:      func(s string) string { return s },
 		Versioned: true,
 		Binary:    true,
