@@ -7,6 +7,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/provider"
@@ -201,7 +204,34 @@ func NewConfig(ctx context.Context, store v1alpha1.GenericStore, kube provider.K
 		})
 		cfg.Credentials = cache(assume)
 	}
+	if c, ok := cfg.Credentials.(*awssdk.CredentialsCache); ok {
+		cfg.APIOptions = append(cfg.APIOptions, invalidateOnRejectedCredentials(c))
+	}
 	return cfg, nil
+}
+
+// rejectedCredentials are the codes with which AWS refuses credentials that were
+// valid when cached (expired or revoked sessions).
+var rejectedCredentials = map[string]bool{
+	"ExpiredTokenException": true, "ExpiredToken": true, "RequestExpired": true,
+	"UnrecognizedClientException": true, "InvalidClientTokenId": true,
+}
+
+// invalidateOnRejectedCredentials drops cached credentials AWS refused, so the next
+// call fetches new ones (re-assumes the role, requests a new token) instead of
+// failing until the cached expiry.
+func invalidateOnRejectedCredentials(c *awssdk.CredentialsCache) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("secretsyncInvalidateCredentials",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				var ae smithy.APIError
+				if err != nil && errors.As(err, &ae) && rejectedCredentials[ae.ErrorCode()] && !viaSTS(err) {
+					c.Invalidate()
+				}
+				return out, md, err
+			}), middleware.After)
+	}
 }
 
 // cache refreshes credentials a little before they expire, so a request never races

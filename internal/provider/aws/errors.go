@@ -139,7 +139,7 @@ func MapError(err error) error {
 		return Wrap(KindForCode(code, ae.ErrorMessage(), status), code, err)
 	}
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) { // an HTTP error without an AWS error body (a proxy, a 503 page)
+	if errors.As(err, &re) && re.HTTPStatusCode() > 0 { // no AWS error body (a proxy, a 503 page)
 		return Wrap(KindForCode("", "", re.HTTPStatusCode()), fmt.Sprintf("HTTP %d", re.HTTPStatusCode()), err)
 	}
 	switch {

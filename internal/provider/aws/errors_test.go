@@ -1,0 +1,100 @@
+package aws_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/secretsync/secretsync/internal/provider"
+	awsp "github.com/secretsync/secretsync/internal/provider/aws"
+)
+
+// secretText stands for anything a backend might echo; it must never be rendered.
+const secretText = "s3cr3t-value-echoed-by-backend"
+
+func apiErr(code string) error {
+	return &smithy.GenericAPIError{Code: code, Message: secretText}
+}
+
+func httpErr(status int, err error) error {
+	return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: err,
+	}}
+}
+
+func opErr(service string, err error) error {
+	return &smithy.OperationError{ServiceID: service, OperationName: "Op", Err: err}
+}
+
+func TestMapError(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		want     error
+		wantCode string
+	}{
+		{"SM not found", apiErr("ResourceNotFoundException"), provider.ErrNotFound, "ResourceNotFoundException"},
+		{"SSM not found", apiErr("ParameterNotFound"), provider.ErrNotFound, "ParameterNotFound"},
+		{"SSM version not found", apiErr("ParameterVersionNotFound"), provider.ErrNotFound, "ParameterVersionNotFound"},
+		{"access denied", apiErr("AccessDeniedException"), provider.ErrAccessDenied, "AccessDeniedException"},
+		{"KMS decrypt refused", apiErr("DecryptionFailure"), provider.ErrAccessDenied, "DecryptionFailure"},
+		{"unknown key id", apiErr("UnrecognizedClientException"), provider.ErrAuth, "UnrecognizedClientException"},
+		{"bad signature", apiErr("InvalidSignatureException"), provider.ErrAuth, "InvalidSignatureException"},
+		{"expired session", apiErr("ExpiredTokenException"), provider.ErrAuth, "ExpiredTokenException"},
+		{"throttling", apiErr("ThrottlingException"), provider.ErrThrottled, "ThrottlingException"},
+		{"too many requests", apiErr("TooManyRequestsException"), provider.ErrThrottled, "TooManyRequestsException"},
+		{"SM 5xx", apiErr("InternalServiceError"), provider.ErrUnavailable, "InternalServiceError"},
+		{"SSM 5xx", apiErr("InternalServerError"), provider.ErrUnavailable, "InternalServerError"},
+		{"validation", apiErr("ValidationException"), provider.ErrInvalid, "ValidationException"},
+		{"unknown code, 5xx status", httpErr(502, apiErr("Weird")), provider.ErrUnavailable, "Weird"},
+		{"unknown code, 429 status", httpErr(429, apiErr("Weird")), provider.ErrThrottled, "Weird"},
+		{"secret scheduled for deletion", &smithy.GenericAPIError{Code: "InvalidRequestException", Message: "You can't perform this operation on the secret because it was marked for deletion."}, provider.ErrNotFound, "InvalidRequestException"},
+		{"other invalid request", apiErr("InvalidRequestException"), provider.ErrInvalid, "InvalidRequestException"},
+		{"HTTP error without AWS body", httpErr(503, errors.New(secretText)), provider.ErrUnavailable, "HTTP 503"},
+		{"STS refused the role", opErr("Secrets Manager", fmt.Errorf("failed to refresh cached credentials, %w", opErr("STS", apiErr("AccessDenied")))), provider.ErrAccessDenied, "sts:AccessDenied"},
+		{"retry quota exhausted", errors.Join(apiErr("ThrottlingException"), errors.New("failed to get rate limit token")), provider.ErrThrottled, "ThrottlingException"},
+		{"connection refused", &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Err: errors.New(secretText)}}, provider.ErrUnavailable, "ConnectionError"},
+		{"deadline", fmt.Errorf("op: %w", context.DeadlineExceeded), provider.ErrUnavailable, "Timeout"},
+		{"anything else", errors.New(secretText), provider.ErrUnavailable, "Unknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := awsp.MapError(tc.err)
+			if !errors.Is(got, tc.want) || provider.Classify(got) != tc.want {
+				t.Fatalf("MapError = %v, want %v", got, tc.want)
+			}
+			msg := provider.SafeMessage(fmt.Errorf("spec.data[0].remoteRef: key %q: %w", "prod/db", got))
+			if want := `spec.data[0].remoteRef: key "prod/db": ` + tc.want.Error() + " (" + tc.wantCode + ")"; msg != want {
+				t.Fatalf("SafeMessage = %q, want %q", msg, want)
+			}
+			if strings.Contains(got.Error(), secretText) || strings.Contains(msg, secretText) {
+				t.Fatal("backend text rendered")
+			}
+			if !errors.Is(got, tc.err) {
+				t.Fatal("the cause is not kept for errors.Is/As")
+			}
+		})
+	}
+	if awsp.MapError(nil) != nil {
+		t.Fatal("MapError(nil) != nil")
+	}
+	already := awsp.Wrap(provider.ErrThrottled, "X", nil)
+	if awsp.MapError(already) != already {
+		t.Fatal("a provider error is mapped again")
+	}
+}
+
+func TestCodeError(t *testing.T) {
+	err := awsp.CodeError("ResourceNotFoundException", secretText)
+	if !errors.Is(err, provider.ErrNotFound) || strings.Contains(err.Error(), secretText) || provider.SafeMessage(err) != "not found (ResourceNotFoundException)" {
+		t.Fatalf("CodeError = %v", err)
+	}
+}
