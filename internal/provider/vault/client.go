@@ -1,0 +1,427 @@
+// Package vault is the HashiCorp Vault / OpenBao backend: KV v1 and v2 static
+// secrets, dynamic secrets with leases, Transit decryption, and the token, AppRole,
+// Kubernetes and JWT auth methods. One Client holds one Vault token for its store
+// identity: it logs in lazily once, renews the token in the background, logs in
+// again only when Vault rejects the token, and revokes it on Close.
+package vault
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/vault/api"
+	"k8s.io/utils/clock"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/provider"
+)
+
+// Name is the provider's registry key.
+const Name = "vault"
+
+const (
+	defaultKVMount      = "secret"
+	defaultTimeout      = 30 * time.Second
+	defaultTransitMount = "transit"
+)
+
+// Option configures the provider.
+type Option func(*vaultProvider)
+
+// WithLoginHook calls f after every successful login (method is "approle",
+// "kubernetes", "jwt"); tests and metrics count logins with it.
+func WithLoginHook(f func(method string)) Option { return func(p *vaultProvider) { p.onLogin = f } }
+
+// WithTimeout bounds every HTTP request to Vault (default 30s).
+func WithTimeout(d time.Duration) Option { return func(p *vaultProvider) { p.timeout = d } }
+
+// WithClock replaces the clock that schedules token renewal.
+func WithClock(c clock.Clock) Option { return func(p *vaultProvider) { p.clock = c } }
+
+type vaultProvider struct {
+	onLogin func(method string)
+	timeout time.Duration
+	clock   clock.Clock
+}
+
+// New returns the Vault/OpenBao provider.
+func New(opts ...Option) provider.Provider {
+	p := &vaultProvider{timeout: defaultTimeout, clock: clock.RealClock{}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+func (p *vaultProvider) Name() string { return Name }
+
+// ValidateStore checks what CEL cannot: the server URL, the CA bundle's PEM, and the
+// auth method's completeness. No network calls.
+func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
+	spec := store.GetSpec().Provider.Vault
+	if spec == nil {
+		return fmt.Errorf("spec.provider.vault: not set: %w", provider.ErrInvalid)
+	}
+	u, err := url.Parse(spec.Server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("spec.provider.vault.server: %q is not an http(s) URL with a host: %w", spec.Server, provider.ErrInvalid)
+	}
+	switch spec.Version {
+	case "", v1alpha1.VaultKVv1, v1alpha1.VaultKVv2:
+	default:
+		return fmt.Errorf("spec.provider.vault.version: %q is not v1 or v2: %w", spec.Version, provider.ErrInvalid)
+	}
+	if strings.HasPrefix(spec.Path, "/") || strings.HasSuffix(spec.Path, "/") {
+		return fmt.Errorf("spec.provider.vault.path: must not start or end with a slash: %w", provider.ErrInvalid)
+	}
+	if spec.CABundle != "" {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(spec.CABundle))
+		if err != nil {
+			return fmt.Errorf("spec.provider.vault.caBundle: not base64: %w", provider.ErrInvalid)
+		}
+		if err := checkPEM(raw); err != nil {
+			return fmt.Errorf("spec.provider.vault.caBundle: %v: %w", err, provider.ErrInvalid)
+		}
+	}
+	if cp := spec.CAProvider; cp != nil && cp.Type != "Secret" {
+		return fmt.Errorf("spec.provider.vault.caProvider.type: %q is not supported, put the CA bundle in a Secret (type: Secret): %w", cp.Type, provider.ErrInvalid)
+	}
+	a := spec.Auth
+	n := 0
+	for _, set := range []bool{a.TokenSecretRef != nil, a.AppRole != nil, a.Kubernetes != nil, a.JWT != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("spec.provider.vault.auth: exactly one of tokenSecretRef, appRole, kubernetes or jwt must be set: %w", provider.ErrInvalid)
+	}
+	if r := a.AppRole; r != nil && (r.RoleID == "") == (r.RoleRef == nil) {
+		return fmt.Errorf("spec.provider.vault.auth.appRole: exactly one of roleId or roleRef must be set: %w", provider.ErrInvalid)
+	}
+	if k := a.Kubernetes; k != nil && k.Role == "" {
+		return fmt.Errorf("spec.provider.vault.auth.kubernetes.role: required: %w", provider.ErrInvalid)
+	}
+	if j := a.JWT; j != nil {
+		if j.Role == "" {
+			return fmt.Errorf("spec.provider.vault.auth.jwt.role: required: %w", provider.ErrInvalid)
+		}
+		if (j.SecretRef == nil) == (j.KubernetesServiceAccountToken == nil) {
+			return fmt.Errorf("spec.provider.vault.auth.jwt: exactly one of secretRef or kubernetesServiceAccountToken must be set: %w", provider.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func checkPEM(raw []byte) error {
+	found := false
+	for {
+		var b *pem.Block
+		b, raw = pem.Decode(raw)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return errors.New("a PEM CERTIFICATE block does not parse")
+		}
+		found = true
+	}
+	if !found {
+		return errors.New("no PEM CERTIFICATE block")
+	}
+	return nil
+}
+
+// NewClient builds a client for store. Credentials held in Secrets are read now (a
+// missing one fails fast with ErrCredentials); the login itself happens on first use.
+func (p *vaultProvider) NewClient(ctx context.Context, store v1alpha1.GenericStore, kube provider.Kube, namespace string) (provider.Client, error) {
+	if err := p.ValidateStore(store); err != nil {
+		return nil, err
+	}
+	spec := store.GetSpec().Provider.Vault
+	caPEM, err := caBundle(ctx, store, kube)
+	if err != nil {
+		return nil, err
+	}
+	va, err := newAPI(spec, caPEM, p.timeout)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := newAuthenticator(ctx, store, kube, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(va, auth, spec, p.clock, p.onLogin), nil
+}
+
+func caBundle(ctx context.Context, store v1alpha1.GenericStore, kube provider.Kube) ([]byte, error) {
+	spec := store.GetSpec().Provider.Vault
+	if spec.CABundle != "" {
+		return base64.StdEncoding.DecodeString(strings.TrimSpace(spec.CABundle))
+	}
+	cp := spec.CAProvider
+	if cp == nil {
+		return nil, nil
+	}
+	b, err := provider.ReadSecretKey(ctx, kube, store, v1alpha1.SecretKeySelector{Name: cp.Name, Key: cp.Key, Namespace: cp.Namespace})
+	if err != nil {
+		return nil, fmt.Errorf("spec.provider.vault.caProvider: %w", err)
+	}
+	if err := checkPEM(b); err != nil {
+		return nil, fmt.Errorf("spec.provider.vault.caProvider: secret key %q: %v: %w", cp.Key, err, provider.ErrInvalid)
+	}
+	return b, nil
+}
+
+// Client is a Vault client for one store identity. It is safe for concurrent use.
+type Client struct {
+	api   vaultAPI
+	auth  authenticator
+	mount string
+	kvV1  bool
+	clock clock.Clock
+
+	onLogin func(method string)
+	logins  atomic.Int64
+
+	mu      sync.Mutex // guards the fields below; held during a login so logins never overlap
+	cur     tokenInfo
+	expires time.Time // zero: the token does not expire
+	gen     uint64    // bumped per login, so a stale renewer stops
+	closed  bool
+
+	bg     context.Context // cancelled by Close: stops the renewer
+	cancel context.CancelFunc
+}
+
+func newClient(va vaultAPI, auth authenticator, spec *v1alpha1.VaultProvider, clk clock.Clock, onLogin func(string)) *Client {
+	mount := strings.Trim(spec.Path, "/")
+	if mount == "" {
+		mount = defaultKVMount
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	return &Client{
+		api: va, auth: auth, mount: mount, kvV1: spec.Version == v1alpha1.VaultKVv1,
+		clock: clk, onLogin: onLogin, bg: bg, cancel: cancel,
+	}
+}
+
+// Logins is how many times this client logged in (auth method logins only; a
+// tokenSecretRef token is not a login). In steady state it does not grow.
+func (c *Client) Logins() int64 { return c.logins.Load() }
+
+// Check looks up the client's own token: cheap, authenticated, allowed by Vault's
+// default policy.
+func (c *Client) Check(ctx context.Context) error {
+	_, err := c.call(ctx, func(tok string) (*api.Secret, error) {
+		return c.api.Read(ctx, tok, "auth/token/lookup-self", nil)
+	})
+	if err != nil {
+		return fmt.Errorf("vault token lookup: %w", err)
+	}
+	return nil
+}
+
+// call runs fn with the current token. A 403 either means the token is no longer
+// valid (revoked, expired) or that its policy forbids the call; only the first is
+// cured by logging in again, so the token is looked up before logging in once more
+// and retrying once.
+func (c *Client) call(ctx context.Context, fn func(token string) (*api.Secret, error)) (*api.Secret, error) {
+	tok, err := c.token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := fn(tok)
+	if err == nil || statusOf(err) != http.StatusForbidden {
+		return sec, classify(err)
+	}
+	if _, lerr := c.api.Read(ctx, tok, "auth/token/lookup-self", nil); lerr == nil {
+		return nil, classify(err) // the token is fine: the policy denies this call
+	}
+	tok2, lerr := c.relogin(ctx, tok)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if tok2 == tok {
+		// A token from a Secret that Vault no longer accepts: nothing to log in with.
+		return nil, wrap(provider.ErrAuth, "403", err)
+	}
+	sec, err = fn(tok2)
+	return sec, classify(err)
+}
+
+// vaultAPI is the slice of vault/api this package uses. Every call names its token,
+// so one HTTP client serves every token this Client ever holds without races.
+type vaultAPI interface {
+	// Read GETs path; a 404 is an error.
+	Read(ctx context.Context, token, path string, query url.Values) (*api.Secret, error)
+	// List LISTs path; a 404 (nothing there) returns nil, nil.
+	List(ctx context.Context, token, path string) (*api.Secret, error)
+	// Write PUTs body to path.
+	Write(ctx context.Context, token, path string, body map[string]any) (*api.Secret, error)
+}
+
+type apiClient struct{ c *api.Client }
+
+func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (vaultAPI, error) {
+	hc := cleanhttp.DefaultPooledClient()
+	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	// vault/api follows Vault's redirects itself.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg := &api.Config{
+		Address:    spec.Server,
+		HttpClient: hc,
+		Timeout:    timeout,
+		// The sync engine retries with backoff; retrying here too would multiply the
+		// wait on an outage and hide it from the engine's metrics.
+		MaxRetries: 0,
+	}
+	if len(caPEM) > 0 {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACertBytes: caPEM}); err != nil {
+			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %v: %w", err, provider.ErrInvalid)
+		}
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, provider.ErrInvalid)
+	}
+	// vault/api picks these up from the operator's environment; the store decides.
+	c.ClearToken()
+	c.SetNamespace(spec.Namespace)
+	if spec.Namespace == "" {
+		c.ClearNamespace()
+	}
+	return apiClient{c}, nil
+}
+
+func (a apiClient) with(token string) *api.Logical {
+	return a.c.WithRequestCallbacks(func(r *api.Request) { r.ClientToken = token }).Logical()
+}
+
+func (a apiClient) Read(ctx context.Context, token, path string, query url.Values) (*api.Secret, error) {
+	resp, err := a.with(token).ReadRawWithDataWithContext(ctx, path, query)
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.ParseSecret(resp.Body)
+}
+
+func (a apiClient) List(ctx context.Context, token, path string) (*api.Secret, error) {
+	return a.with(token).ListWithContext(ctx, path)
+}
+
+func (a apiClient) Write(ctx context.Context, token, path string, body map[string]any) (*api.Secret, error) {
+	if body == nil {
+		body = map[string]any{}
+	}
+	return a.with(token).WriteWithContext(ctx, path, body)
+}
+
+// statusOf is the HTTP status of a Vault error response, 0 for other errors.
+func statusOf(err error) int {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+// vaultErrors are Vault's own error strings of a response. They may quote request
+// values and are used only to classify, never rendered.
+func vaultErrors(err error) string {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return strings.ToLower(strings.Join(re.Errors, " "))
+	}
+	return ""
+}
+
+// classify maps a vault/api error to a provider sentinel. The raw error stays the
+// cause (for errors.As) and never reaches provider.SafeMessage.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *provider.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	if code := statusOf(err); code != 0 {
+		var kind error
+		switch {
+		case code == http.StatusNotFound:
+			kind = provider.ErrNotFound
+		case code == http.StatusForbidden:
+			kind = provider.ErrAccessDenied
+		case code == http.StatusUnauthorized:
+			kind = provider.ErrAuth
+		case code == http.StatusTooManyRequests:
+			kind = provider.ErrThrottled
+		case code >= 500, code == http.StatusPreconditionFailed:
+			kind = provider.ErrUnavailable
+		default:
+			kind = provider.ErrInvalid
+		}
+		return wrap(kind, strconv.Itoa(code), err)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return wrap(provider.ErrUnavailable, "canceled", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return wrap(provider.ErrUnavailable, "timeout", err)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return wrap(provider.ErrUnavailable, "timeout", err)
+		}
+		return wrap(provider.ErrUnavailable, "connection", err)
+	}
+	// Anything else from the HTTP layer or a body that does not parse: the server
+	// is not answering like Vault.
+	return wrap(provider.ErrUnavailable, "response", err)
+}
+
+// wrap is provider.Wrap behind a shell that renders itself. (*provider.Error).Error
+// currently recurses through provider.SafeMessage (SafeMessage calls err.Error() on
+// the *Error itself), so rendering a bare *provider.Error overflows the stack; the
+// shell renders the same safe text ("<kind> (<code>)") and unwraps to the
+// *provider.Error, so errors.Is/As and SafeMessage see exactly what provider.Wrap
+// builds. It can go once provider.Error renders itself safely.
+func wrap(kind error, code string, cause error) error {
+	return safeError{provider.Wrap(kind, code, cause)}
+}
+
+type safeError struct{ err error }
+
+func (e safeError) Error() string {
+	var pe *provider.Error
+	if errors.As(e.err, &pe) {
+		if pe.Code != "" {
+			return pe.Kind.Error() + " (" + pe.Code + ")"
+		}
+		return pe.Kind.Error()
+	}
+	return e.err.Error()
+}
+
+func (e safeError) Unwrap() error { return e.err }

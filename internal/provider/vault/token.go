@@ -1,0 +1,151 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/secretsync/secretsync/internal/provider"
+)
+
+// errClosed is returned by calls on a closed Client.
+var errClosed = errors.New("vault client is closed")
+
+// token returns the current token, logging in when there is none or it is about to
+// expire. Concurrent callers wait for one login.
+func (c *Client) token(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", errClosed
+	}
+	if c.cur.token != "" && !c.expiringLocked() {
+		return c.cur.token, nil
+	}
+	return c.loginLocked(ctx)
+}
+
+// relogin logs in again unless another caller already replaced the rejected token.
+func (c *Client) relogin(ctx context.Context, rejected string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", errClosed
+	}
+	if c.cur.token != rejected && c.cur.token != "" {
+		return c.cur.token, nil
+	}
+	return c.loginLocked(ctx)
+}
+
+// expiringLocked: a token within the last tenth of its TTL (at most 30s) is treated
+// as expired, so no call starts with a token that dies in flight.
+func (c *Client) expiringLocked() bool {
+	if c.expires.IsZero() {
+		return false
+	}
+	margin := min(c.cur.ttl/10, 30*time.Second)
+	return !c.clock.Now().Before(c.expires.Add(-margin))
+}
+
+func (c *Client) loginLocked(ctx context.Context) (string, error) {
+	info, err := c.auth.login(ctx, c.api)
+	if err != nil {
+		return "", err
+	}
+	c.gen++
+	c.cur = info
+	c.expires = time.Time{}
+	if info.ttl > 0 {
+		c.expires = c.clock.Now().Add(info.ttl)
+	}
+	if info.owned {
+		c.logins.Add(1)
+		if c.onLogin != nil {
+			c.onLogin(c.auth.method())
+		}
+	}
+	if info.owned && info.renewable && info.ttl > 0 {
+		go c.renewLoop(c.gen, info)
+	}
+	return info.token, nil
+}
+
+// minRenewTTL: below this a renewal is not worth it; the token is left to expire and
+// the next call logs in.
+const minRenewTTL = 3 * time.Second
+
+// renewLoop renews the token of login gen at two thirds of its TTL until the client
+// logs in again, is closed, or Vault stops extending the token (max TTL reached).
+func (c *Client) renewLoop(gen uint64, info tokenInfo) {
+	ttl := info.ttl
+	for {
+		if ttl < minRenewTTL {
+			return
+		}
+		select {
+		case <-c.bg.Done():
+			return
+		case <-c.clock.After(ttl * 2 / 3):
+		}
+		c.mu.Lock()
+		stale := c.gen != gen || c.closed
+		c.mu.Unlock()
+		if stale {
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.bg, 30*time.Second)
+		sec, err := c.api.Write(ctx, info.token, "auth/token/renew-self", map[string]any{"increment": int64(info.ttl / time.Second)})
+		cancel()
+		c.mu.Lock()
+		if c.gen != gen || c.closed {
+			c.mu.Unlock()
+			return
+		}
+		switch {
+		case err != nil && statusOf(err) == http.StatusForbidden:
+			// Revoked or expired: drop it; the next call logs in.
+			c.cur.token = ""
+			c.mu.Unlock()
+			return
+		case err != nil:
+			// Vault unreachable: try again within the time left.
+			ttl = c.expires.Sub(c.clock.Now())
+		case sec == nil || sec.Auth == nil:
+			c.mu.Unlock()
+			return
+		default:
+			ttl = time.Duration(sec.Auth.LeaseDuration) * time.Second
+			c.expires = c.clock.Now().Add(ttl)
+			if !sec.Auth.Renewable {
+				ttl = 0
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Close stops renewal and revokes the token if this client logged in for it. A
+// token from tokenSecretRef belongs to the user and is left alone.
+func (c *Client) Close(ctx context.Context) error {
+	c.cancel()
+	c.mu.Lock()
+	info := c.cur
+	already := c.closed
+	c.closed = true
+	c.cur = tokenInfo{}
+	c.gen++
+	c.mu.Unlock()
+	if already || !info.owned || info.token == "" {
+		return nil
+	}
+	_, err := c.api.Write(ctx, info.token, "auth/token/revoke-self", nil)
+	if err != nil && statusOf(err) != http.StatusForbidden { // 403: already gone
+		return fmt.Errorf("vault revoke token: %w", classify(err))
+	}
+	return nil
+}
+
+var _ provider.Client = (*Client)(nil)
