@@ -52,7 +52,15 @@ func StartOpenBao(t testing.TB) *OpenBao {
 	bin := binary(t, "BAO", "bao")
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
+	confDir := filepath.Join(dir, "config")
+	for _, d := range []string{home, confDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A config directory next to -dev: OpenBao creates audit devices only from its
+	// configuration (not the API), re-read on SIGHUP; see EnableAudit.
+	if err := os.WriteFile(filepath.Join(confDir, "base.hcl"), []byte("disable_mlock = true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The dev server's cluster listener takes port+1 (loopback too).
@@ -71,6 +79,7 @@ func StartOpenBao(t testing.TB) *OpenBao {
 		"-dev-root-token-id="+b.RootToken,
 		"-dev-listen-address="+addr(port),
 		"-dev-no-store-token",
+		"-config="+confDir,
 	)
 	cmd.Env = append(filteredEnv(), "HOME="+home)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -87,7 +96,11 @@ func StartOpenBao(t testing.TB) *OpenBao {
 	if err := b.waitHealthy(30 * time.Second); err != nil {
 		t.Fatalf("bao: %v\n%s", err, tail(b.LogPath))
 	}
-	b.UnsealKey = findInLog(b.LogPath, regexp.MustCompile(`Unseal Key: (\S+)`))
+	// The banner with the unseal key is printed just after the server turns healthy.
+	unsealRE := regexp.MustCompile(`Unseal Key: (\S+)`)
+	for deadline := time.Now().Add(5 * time.Second); b.UnsealKey == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b.UnsealKey = findInLog(b.LogPath, unsealRE)
+	}
 
 	cfg := vaultapi.DefaultConfig()
 	cfg.Address = b.Addr
@@ -147,15 +160,26 @@ func (b *OpenBao) Unseal(t testing.TB) {
 
 // EnableAudit enables a file audit device and returns the log path. Every request
 // and response is one JSON line (values HMAC'ed), so tests can count logins.
+// OpenBao refuses to enable audit devices through the API, so the device is
+// declared in the server's config directory and the server reloads it (SIGHUP).
 func (b *OpenBao) EnableAudit(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(b.dir, "audit.log")
-	err := b.Client.Sys().EnableAuditWithOptionsWithContext(t.Context(), "file", &vaultapi.EnableAuditOptions{
-		Type:    "file",
-		Options: map[string]string{"file_path": p},
-	})
-	if err != nil {
-		t.Fatalf("enable file audit device: %v", err)
+	hcl := fmt.Sprintf("audit \"file\" \"file\" {\n  options {\n    file_path = %q\n  }\n}\n", p)
+	if err := os.WriteFile(filepath.Join(b.dir, "config", "audit.hcl"), []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("reload bao config: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		devs, err := b.Client.Sys().ListAuditWithContext(t.Context())
+		if err == nil && devs["file/"] != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("file audit device not enabled after reload (err %v)\n%s", err, tail(b.LogPath))
+		}
 	}
 	b.AuditLog = p
 	return p
