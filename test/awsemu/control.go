@@ -86,6 +86,20 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case "/_emu/caller":
+		c, ok := s.LastCaller(r.URL.Query().Get("op"))
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		reply(c)
+	case "/_emu/web-identity":
+		claims := s.LastWebIdentityClaims()
+		if claims == nil {
+			http.NotFound(w, r)
+			return
+		}
+		reply(claims)
 	case "/_emu/expire-credentials":
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST", http.StatusMethodNotAllowed)

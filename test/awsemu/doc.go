@@ -30,6 +30,9 @@
 //	POST   /_emu/latency                {"op": "", "duration": "50ms"}  ("" = every operation)
 //	POST   /_emu/seed                   a seed document (below), added to the data
 //	POST   /_emu/expire-credentials     expire every credential issued by STS
+//	POST   /_emu/reset                  delete every secret, parameter and issued credential
+//	GET    /_emu/caller?op=ListSecrets  the Caller of the last request to op (404: none)
+//	GET    /_emu/web-identity           claims of the last web identity token accepted (404: none)
 //
 // # Seed format
 //

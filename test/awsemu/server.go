@@ -75,8 +75,9 @@ type Server struct {
 	latency   map[string]time.Duration
 	hasFaults atomic.Bool // fast path: no fault or latency configured
 
-	webID   atomic.Pointer[func(token, roleARN string) error]
-	callers sync.Map // op -> Caller
+	webID     atomic.Pointer[func(token, roleARN string) error]
+	callers   sync.Map // op -> Caller
+	webClaims atomic.Pointer[map[string]any]
 
 	srvMu sync.Mutex
 	ln    net.Listener

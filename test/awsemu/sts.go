@@ -248,6 +248,7 @@ func (s *Server) stsWebIdentity(form url.Values) (any, *apiError) {
 			return nil, errf("InvalidIdentityToken", "%s", err.Error())
 		}
 	}
+	s.webClaims.Store(&claims)
 	var resp webIdentityResponse
 	resp.Result.Credentials, resp.Result.AssumedRoleUser = s.issue(role, session, "AssumeRoleWithWebIdentity", dur)
 	resp.Result.SubjectFromWebIdentityToken, _ = claims["sub"].(string)
@@ -262,6 +263,43 @@ func (s *Server) stsWebIdentity(form url.Values) (any, *apiError) {
 	resp.Result.Provider, _ = claims["iss"].(string)
 	resp.ResponseMetadata.RequestId = requestID()
 	return resp, nil
+}
+
+// LastWebIdentityClaims returns the (unverified) claims of the last web identity
+// token that STS accepted, nil when none was.
+func (s *Server) LastWebIdentityClaims() map[string]any {
+	if c := s.webClaims.Load(); c != nil {
+		return *c
+	}
+	return nil
+}
+
+// AudienceValidator is a WebIdentityValidator for the standalone server: the token
+// must look like a Kubernetes ServiceAccount token (subject
+// system:serviceaccount:<namespace>:<name>) whose audience includes audience.
+func AudienceValidator(audience string) func(token, roleARN string) error {
+	return func(token, _ string) error {
+		claims, err := DecodeJWTClaims(token)
+		if err != nil {
+			return err
+		}
+		if sub, _ := claims["sub"].(string); !strings.HasPrefix(sub, "system:serviceaccount:") {
+			return fmt.Errorf("subject %q is not a ServiceAccount", sub)
+		}
+		switch aud := claims["aud"].(type) {
+		case string:
+			if aud == audience {
+				return nil
+			}
+		case []any:
+			for _, a := range aud {
+				if a == audience {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("token audience does not include %q", audience)
+	}
 }
 
 // ExpireCredentials makes every credential issued so far expired: the next request

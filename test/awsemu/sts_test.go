@@ -1,7 +1,9 @@
 package awsemu_test
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +130,38 @@ func TestSTSAssumeRoleWithWebIdentity(t *testing.T) {
 			_, err := anon.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(role), RoleSessionName: aws.String("web"), WebIdentityToken: aws.String(tc.token)})
 			wantCode(t, err, tc.want)
 		})
+	}
+}
+
+func TestAudienceValidatorAndClaimsEndpoint(t *testing.T) {
+	c := newClients(t, awsemu.Options{WebIdentityValidator: awsemu.AudienceValidator("want-aud")})
+	anon := sts.NewFromConfig(cfgFor(c.srv, aws.AnonymousCredentials{}))
+	assume := func(claims map[string]any) error {
+		_, err := anon.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(role), RoleSessionName: aws.String("web"), WebIdentityToken: aws.String(awsemu.UnsignedJWT(claims))})
+		return err
+	}
+	if err := assume(map[string]any{"sub": "system:serviceaccount:ns:app", "aud": []string{"other", "want-aud"}}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, assume(map[string]any{"sub": "system:serviceaccount:ns:app", "aud": "other"}), "InvalidIdentityToken")
+	wantCode(t, assume(map[string]any{"sub": "user", "aud": "want-aud"}), "InvalidIdentityToken")
+
+	resp, err := http.Get(c.srv.URL() + "/_emu/web-identity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var claims map[string]any
+	json.NewDecoder(resp.Body).Decode(&claims)
+	if claims["sub"] != "system:serviceaccount:ns:app" {
+		t.Fatalf("claims %v", claims)
+	}
+	resp2, err := http.Get(c.srv.URL() + "/_emu/caller?op=sts.AssumeRole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != 404 {
+		t.Fatalf("caller of an op never called: %d", resp2.StatusCode)
 	}
 }

@@ -26,9 +26,13 @@ func main() {
 	account := flag.String("account-id", awsemu.DefaultAccountID, "account id used in ARNs")
 	akid := flag.String("access-key-id", awsemu.DefaultAccessKeyID, "static access key id accepted")
 	secret := flag.String("secret-access-key", awsemu.DefaultSecretAccessKey, "static secret access key (not verified)")
+	audience := flag.String("web-identity-audience", "", "if set, AssumeRoleWithWebIdentity accepts only ServiceAccount tokens with this audience")
 	flag.Parse()
 
 	opts := awsemu.Options{Region: *region, AccountID: *account, AccessKeyID: *akid, SecretAccessKey: *secret}
+	if *audience != "" {
+		opts.WebIdentityValidator = awsemu.AudienceValidator(*audience)
+	}
 	if *seedPath != "" {
 		seed, err := awsemu.LoadSeed(*seedPath)
 		if err != nil {
