@@ -207,8 +207,29 @@ func NewConfig(ctx context.Context, store v1alpha1.GenericStore, kube provider.K
 	if c, ok := cfg.Credentials.(*awssdk.CredentialsCache); ok {
 		cfg.APIOptions = append(cfg.APIOptions, invalidateOnRejectedCredentials(c))
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = markedCredentials{cfg.Credentials}
+	}
 	return cfg, nil
 }
+
+// markedCredentials marks every failure to get credentials (no credentials in the
+// default chain, a refused AssumeRole, a failed token request), so MapError can tell
+// it from a failure of the call itself.
+type markedCredentials struct{ awssdk.CredentialsProvider }
+
+func (m markedCredentials) Retrieve(ctx context.Context) (awssdk.Credentials, error) {
+	c, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err: err}
+	}
+	return c, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "get AWS credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // rejectedCredentials are the codes with which AWS refuses credentials that were
 // valid when cached (expired or revoked sessions).

@@ -156,6 +156,15 @@ func TestCredentialModes(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("default chain without credentials", func(t *testing.T) {
+		isolateEnv(t)
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		err := listWith(t, awstest.Store(svc, srv.URL()), &awstest.Kube{}, "team-a")
+		if !errors.Is(err, provider.ErrAuth) || provider.SafeMessage(err) != "authentication failed (NoCredentials)" {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("default chain then role", func(t *testing.T) {
 		isolateEnv(t)
 		t.Setenv("AWS_ACCESS_KEY_ID", akid)

@@ -153,6 +153,10 @@ func MapError(err error) error {
 	if errors.As(err, &ne) || errors.As(err, &se) {
 		return Wrap(provider.ErrUnavailable, "ConnectionError", err)
 	}
+	var ce *credentialsError
+	if errors.As(err, &ce) { // e.g. the default chain found nothing
+		return Wrap(provider.ErrAuth, "NoCredentials", err)
+	}
 	return Wrap(provider.ErrUnavailable, "Unknown", err)
 }
 
