@@ -116,7 +116,7 @@ func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, s
 	}
 	f, o := r.fetchAll(ctx, es, store, h, filter, maxAge, existing)
 	if o != nil {
-		if len(f.notFound) > 0 && existing != nil && es.Status.DataHash != "" {
+		if len(f.notFound) > 0 && es.Status.SyncedAt != nil {
 			return r.remoteGone(ctx, es, existing, f, *o)
 		}
 		return *o
@@ -155,7 +155,7 @@ func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret
 	o.reason, o.retry = v1alpha1.ReasonRemoteNotFound, true
 	switch deletionPolicy(es) {
 	case v1alpha1.DeletionDelete:
-		if creationPolicy(es) == v1alpha1.CreationOwner && metav1.IsControlledBy(existing, es) {
+		if existing != nil && creationPolicy(es) == v1alpha1.CreationOwner && metav1.IsControlledBy(existing, es) {
 			if err := r.Client.Delete(ctx, existing); err != nil {
 				return fail(v1alpha1.ReasonProviderError, true, "spec.target: delete Secret %q: %s", targetName(es), apiReason(err))
 			}
@@ -164,6 +164,9 @@ func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret
 			o.clearHash = true
 		}
 	case v1alpha1.DeletionMerge:
+		if existing == nil {
+			break
+		}
 		if _, fo := r.removeOurKeys(ctx, es, existing); fo != nil {
 			return *fo
 		}

@@ -115,7 +115,7 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 
 	switch {
 	case policy == v1alpha1.CreationMerge && existing == nil:
-		o := fail(v1alpha1.ReasonTargetNotFound, false, "spec.target.name: Secret %q does not exist (creationPolicy Merge never creates it)", targetName(es))
+		o := fail(v1alpha1.ReasonTargetNotFound, true, "spec.target.name: Secret %q does not exist (creationPolicy Merge never creates it)", targetName(es))
 		return false, &o
 	case policy != v1alpha1.CreationMerge && existing != nil && !ownedBy(existing, es):
 		o := fail(v1alpha1.ReasonTargetOwnedElsewhere, false, "spec.target.name: Secret %q exists and is not owned by this ExternalSecret", targetName(es))

@@ -15,7 +15,12 @@ type Error struct {
 	Err  error
 }
 
-func (e *Error) Error() string { return SafeMessage(e) }
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return e.Kind.Error()
+	}
+	return e.Kind.Error() + " (" + e.Code + ")"
+}
 func (e *Error) Unwrap() []error {
 	if e.Err == nil {
 		return []error{e.Kind}
@@ -30,20 +35,25 @@ func Wrap(kind error, code string, cause error) error {
 
 // SafeMessage renders err for places that reach users or logs (conditions, events,
 // logs). It keeps our own context (field paths, key names) that wrapped an *Error and
-// drops the backend's raw text below it. Errors without an *Error are kept whole:
-// they were produced by our code and name keys and fields only.
+// drops the backend's raw text below it. An error without an *Error is rendered as
+// its sentinel only (ErrCredentials, which our own Kubernetes lookups produce with
+// names and no values, is kept whole): a raw backend error may quote anything.
 func SafeMessage(err error) string {
 	if err == nil {
 		return ""
 	}
 	var pe *Error
 	if !errors.As(err, &pe) {
-		return err.Error()
+		switch kind := Classify(err); kind {
+		case ErrCredentials:
+			return err.Error()
+		case nil:
+			return "backend error"
+		default:
+			return kind.Error()
+		}
 	}
-	safe := pe.Kind.Error()
-	if pe.Code != "" {
-		safe += " (" + pe.Code + ")"
-	}
+	safe := pe.Error()
 	// Our context is the text before the *Error's rendering, which fmt.Errorf("...: %w")
 	// placed in front of it.
 	full := err.Error()

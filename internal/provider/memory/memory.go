@@ -28,6 +28,7 @@ type Backend struct {
 	failWith error
 
 	Gets, Batches, Finds, Checks, Clients atomic.Int64
+	keyCalls                              map[string]int
 }
 
 type version struct {
@@ -37,7 +38,7 @@ type version struct {
 
 // New returns a backend registered under name.
 func New(name string) *Backend {
-	return &Backend{name: name, secrets: map[string][]version{}, tags: map[string]map[string]string{}}
+	return &Backend{name: name, secrets: map[string][]version{}, tags: map[string]map[string]string{}, keyCalls: map[string]int{}}
 }
 
 // Put stores a new version of key and returns its id ("1", "2", ...).
@@ -87,9 +88,17 @@ func (b *Backend) Provider() provider.Provider { return b }
 
 type client struct{ b *Backend }
 
+// KeyCalls is how many backend calls (single or batch) asked for key.
+func (b *Backend) KeyCalls(key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.keyCalls[key]
+}
+
 func (c *client) get(ref provider.Ref) (provider.Secret, error) {
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()
+	c.b.keyCalls[ref.Key]++
 	vs := c.b.secrets[ref.Key]
 	if len(vs) == 0 {
 		return provider.Secret{}, provider.Wrap(provider.ErrNotFound, "NotFound", fmt.Errorf("no key %q", ref.Key))
