@@ -12,6 +12,9 @@ import (
 
 	"github.com/secretsync/secretsync/internal/operator"
 	"github.com/secretsync/secretsync/internal/provider"
+	"github.com/secretsync/secretsync/internal/provider/aws/parameterstore"
+	"github.com/secretsync/secretsync/internal/provider/aws/secretsmanager"
+	"github.com/secretsync/secretsync/internal/provider/vault"
 )
 
 func main() {
@@ -43,7 +46,9 @@ func main() {
 
 	// Providers are registered explicitly: what is compiled in is what runs.
 	reg := provider.NewRegistry(
-	// providers are added here as they land
+		secretsmanager.New(),
+		parameterstore.New(),
+		vault.New(),
 	)
 
 	cfg := ctrl.GetConfigOrDie()
