@@ -89,7 +89,6 @@ func kvData(version int, data map[string]any) *api.Secret {
 	return &api.Secret{Data: map[string]any{"data": data, "metadata": map[string]any{"version": json.Number(strconv.Itoa(version))}}}
 }
 
-
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		name string
