@@ -54,6 +54,11 @@ func (l loginAuth) method() string { return l.name }
 func (l loginAuth) login(ctx context.Context, va vaultAPI) (tokenInfo, error) {
 	body, err := l.body(ctx)
 	if err != nil {
+		if provider.Classify(err) == nil {
+			// A TokenRequest the API server refused: an auth failure, named without
+			// the API server's raw text.
+			err = provider.Wrap(provider.ErrAuth, "TokenRequest", err)
+		}
 		return tokenInfo{}, fmt.Errorf("%s: %w", l.field, err)
 	}
 	sec, err := va.Write(ctx, "", l.path, body)
@@ -61,7 +66,7 @@ func (l loginAuth) login(ctx context.Context, va vaultAPI) (tokenInfo, error) {
 		return tokenInfo{}, fmt.Errorf("%s: vault login at %s: %w", l.field, l.path, loginError(err))
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
-		return tokenInfo{}, fmt.Errorf("%s: vault login at %s returned no token: %w", l.field, l.path, provider.ErrAuth)
+		return tokenInfo{}, fmt.Errorf("%s: vault login at %s returned no token: %w", l.field, l.path, errAuth)
 	}
 	return tokenInfo{
 		token:     sec.Auth.ClientToken,
@@ -173,7 +178,7 @@ func newAuthenticator(ctx context.Context, store v1alpha1.GenericStore, kube pro
 			},
 		}, nil
 	}
-	return nil, fmt.Errorf("spec.provider.vault.auth: no auth method set: %w", provider.ErrInvalid)
+	return nil, fmt.Errorf("spec.provider.vault.auth: no auth method set: %w", errInvalid)
 }
 
 func mountOr(path, def string) string {

@@ -73,31 +73,31 @@ func (p *vaultProvider) Name() string { return Name }
 func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 	spec := store.GetSpec().Provider.Vault
 	if spec == nil {
-		return fmt.Errorf("spec.provider.vault: not set: %w", provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault: not set: %w", errInvalid)
 	}
 	u, err := url.Parse(spec.Server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("spec.provider.vault.server: %q is not an http(s) URL with a host: %w", spec.Server, provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.server: %q is not an http(s) URL with a host: %w", spec.Server, errInvalid)
 	}
 	switch spec.Version {
 	case "", v1alpha1.VaultKVv1, v1alpha1.VaultKVv2:
 	default:
-		return fmt.Errorf("spec.provider.vault.version: %q is not v1 or v2: %w", spec.Version, provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.version: %q is not v1 or v2: %w", spec.Version, errInvalid)
 	}
 	if strings.HasPrefix(spec.Path, "/") || strings.HasSuffix(spec.Path, "/") {
-		return fmt.Errorf("spec.provider.vault.path: must not start or end with a slash: %w", provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.path: must not start or end with a slash: %w", errInvalid)
 	}
 	if spec.CABundle != "" {
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(spec.CABundle))
 		if err != nil {
-			return fmt.Errorf("spec.provider.vault.caBundle: not base64: %w", provider.ErrInvalid)
+			return fmt.Errorf("spec.provider.vault.caBundle: not base64: %w", errInvalid)
 		}
 		if err := checkPEM(raw); err != nil {
-			return fmt.Errorf("spec.provider.vault.caBundle: %v: %w", err, provider.ErrInvalid)
+			return fmt.Errorf("spec.provider.vault.caBundle: %v: %w", err, errInvalid)
 		}
 	}
 	if cp := spec.CAProvider; cp != nil && cp.Type != "Secret" {
-		return fmt.Errorf("spec.provider.vault.caProvider.type: %q is not supported, put the CA bundle in a Secret (type: Secret): %w", cp.Type, provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.caProvider.type: %q is not supported, put the CA bundle in a Secret (type: Secret): %w", cp.Type, errInvalid)
 	}
 	a := spec.Auth
 	n := 0
@@ -107,20 +107,20 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 		}
 	}
 	if n != 1 {
-		return fmt.Errorf("spec.provider.vault.auth: exactly one of tokenSecretRef, appRole, kubernetes or jwt must be set: %w", provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.auth: exactly one of tokenSecretRef, appRole, kubernetes or jwt must be set: %w", errInvalid)
 	}
 	if r := a.AppRole; r != nil && (r.RoleID == "") == (r.RoleRef == nil) {
-		return fmt.Errorf("spec.provider.vault.auth.appRole: exactly one of roleId or roleRef must be set: %w", provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.auth.appRole: exactly one of roleId or roleRef must be set: %w", errInvalid)
 	}
 	if k := a.Kubernetes; k != nil && k.Role == "" {
-		return fmt.Errorf("spec.provider.vault.auth.kubernetes.role: required: %w", provider.ErrInvalid)
+		return fmt.Errorf("spec.provider.vault.auth.kubernetes.role: required: %w", errInvalid)
 	}
 	if j := a.JWT; j != nil {
 		if j.Role == "" {
-			return fmt.Errorf("spec.provider.vault.auth.jwt.role: required: %w", provider.ErrInvalid)
+			return fmt.Errorf("spec.provider.vault.auth.jwt.role: required: %w", errInvalid)
 		}
 		if (j.SecretRef == nil) == (j.KubernetesServiceAccountToken == nil) {
-			return fmt.Errorf("spec.provider.vault.auth.jwt: exactly one of secretRef or kubernetesServiceAccountToken must be set: %w", provider.ErrInvalid)
+			return fmt.Errorf("spec.provider.vault.auth.jwt: exactly one of secretRef or kubernetesServiceAccountToken must be set: %w", errInvalid)
 		}
 	}
 	return nil
@@ -184,7 +184,7 @@ func caBundle(ctx context.Context, store v1alpha1.GenericStore, kube provider.Ku
 		return nil, fmt.Errorf("spec.provider.vault.caProvider: %w", err)
 	}
 	if err := checkPEM(b); err != nil {
-		return nil, fmt.Errorf("spec.provider.vault.caProvider: secret key %q: %v: %w", cp.Key, err, provider.ErrInvalid)
+		return nil, fmt.Errorf("spec.provider.vault.caProvider: secret key %q: %v: %w", cp.Key, err, errInvalid)
 	}
 	return b, nil
 }
@@ -294,12 +294,12 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	}
 	if len(caPEM) > 0 {
 		if err := cfg.ConfigureTLS(&api.TLSConfig{CACertBytes: caPEM}); err != nil {
-			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %v: %w", err, provider.ErrInvalid)
+			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %v: %w", err, errInvalid)
 		}
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, provider.ErrInvalid)
+		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, errInvalid)
 	}
 	// vault/api picks these up from the operator's environment; the store decides.
 	c.ClearToken()
@@ -401,27 +401,16 @@ func classify(err error) error {
 	return wrap(provider.ErrUnavailable, "response", err)
 }
 
-// wrap is provider.Wrap behind a shell that renders itself. (*provider.Error).Error
-// currently recurses through provider.SafeMessage (SafeMessage calls err.Error() on
-// the *Error itself), so rendering a bare *provider.Error overflows the stack; the
-// shell renders the same safe text ("<kind> (<code>)") and unwraps to the
-// *provider.Error, so errors.Is/As and SafeMessage see exactly what provider.Wrap
-// builds. It can go once provider.Error renders itself safely.
-func wrap(kind error, code string, cause error) error {
-	return safeError{provider.Wrap(kind, code, cause)}
-}
+// wrap builds the *provider.Error for a Vault failure: SafeMessage renders its kind
+// and code only, never the raw cause.
+func wrap(kind error, code string, cause error) error { return provider.Wrap(kind, code, cause) }
 
-type safeError struct{ err error }
-
-func (e safeError) Error() string {
-	var pe *provider.Error
-	if errors.As(e.err, &pe) {
-		if pe.Code != "" {
-			return pe.Kind.Error() + " (" + pe.Code + ")"
-		}
-		return pe.Kind.Error()
-	}
-	return e.err.Error()
-}
-
-func (e safeError) Unwrap() error { return e.err }
+// Errors this package makes itself carry their sentinel as a *provider.Error, so
+// provider.SafeMessage keeps the context written in front of it (key names, field
+// paths), which it would otherwise drop.
+var (
+	errInvalid     = provider.Wrap(provider.ErrInvalid, "", nil)
+	errNotFound    = provider.Wrap(provider.ErrNotFound, "", nil)
+	errAuth        = provider.Wrap(provider.ErrAuth, "", nil)
+	errUnavailable = provider.Wrap(provider.ErrUnavailable, "", nil)
+)

@@ -31,18 +31,18 @@ const (
 func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Secret, error) {
 	key := strings.Trim(ref.Key, "/")
 	if key == "" {
-		return provider.Secret{}, fmt.Errorf("vault key is empty: %w", provider.ErrInvalid)
+		return provider.Secret{}, fmt.Errorf("vault key is empty: %w", errInvalid)
 	}
 	if c.kvV1 {
 		if ref.Version != "" {
-			return provider.Secret{}, fmt.Errorf("vault key %q: version %q requested but KV v1 mount %q has no versions: %w", key, ref.Version, c.mount, provider.ErrInvalid)
+			return provider.Secret{}, fmt.Errorf("vault key %q: version %q requested but KV v1 mount %q has no versions: %w", key, ref.Version, c.mount, errInvalid)
 		}
 		return c.readV1(ctx, key)
 	}
 	var q url.Values
 	if ref.Version != "" {
 		if n, err := strconv.Atoi(ref.Version); err != nil || n < 1 {
-			return provider.Secret{}, fmt.Errorf("vault key %q: version %q is not a positive number: %w", key, ref.Version, provider.ErrInvalid)
+			return provider.Secret{}, fmt.Errorf("vault key %q: version %q is not a positive number: %w", key, ref.Version, errInvalid)
 		}
 		q = url.Values{"version": {ref.Version}}
 	}
@@ -56,7 +56,7 @@ func (c *Client) readV1(ctx context.Context, key string) (provider.Secret, error
 		return provider.Secret{}, fmt.Errorf("vault read %q: %w", path, err)
 	}
 	if sec == nil || sec.Data == nil {
-		return provider.Secret{}, fmt.Errorf("vault read %q: %w", path, provider.ErrNotFound)
+		return provider.Secret{}, fmt.Errorf("vault read %q: %w", path, errNotFound)
 	}
 	v, err := toJSON(sec.Data)
 	if err != nil {
@@ -72,12 +72,12 @@ func (c *Client) readV2(ctx context.Context, key string, q url.Values) (provider
 		return provider.Secret{}, fmt.Errorf("vault read %q: %w", path, err)
 	}
 	if sec == nil || sec.Data == nil {
-		return provider.Secret{}, fmt.Errorf("vault read %q: %w", path, provider.ErrNotFound)
+		return provider.Secret{}, fmt.Errorf("vault read %q: %w", path, errNotFound)
 	}
 	// A deleted or destroyed version answers with metadata and null data.
 	data, ok := sec.Data["data"].(map[string]any)
 	if !ok {
-		return provider.Secret{}, fmt.Errorf("vault read %q: version deleted or destroyed: %w", path, provider.ErrNotFound)
+		return provider.Secret{}, fmt.Errorf("vault read %q: version deleted or destroyed: %w", path, errNotFound)
 	}
 	var version string
 	if meta, ok := sec.Data["metadata"].(map[string]any); ok {
@@ -99,11 +99,11 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 	if q.NameRegexp != "" {
 		var err error
 		if re, err = regexp.Compile(q.NameRegexp); err != nil {
-			return nil, fmt.Errorf("vault find: name regexp does not compile: %w", provider.ErrInvalid)
+			return nil, fmt.Errorf("vault find: name regexp does not compile: %w", errInvalid)
 		}
 	}
 	if c.kvV1 && len(q.Tags) > 0 {
-		return nil, fmt.Errorf("vault find %q: tags match KV v2 custom_metadata, but mount %q is KV v1: %w", base, c.mount, provider.ErrInvalid)
+		return nil, fmt.Errorf("vault find %q: tags match KV v2 custom_metadata, but mount %q is KV v1: %w", base, c.mount, errInvalid)
 	}
 	leaves, err := c.listTree(ctx, base)
 	if err != nil {
@@ -202,7 +202,7 @@ func (c *Client) listTree(ctx context.Context, base string) ([]string, error) {
 	var walk func(dir string, depth int) error
 	walk = func(dir string, depth int) error {
 		if depth > findMaxDepth {
-			return fmt.Errorf("vault find %q: folders nested deeper than %d: %w", base, findMaxDepth, provider.ErrInvalid)
+			return fmt.Errorf("vault find %q: folders nested deeper than %d: %w", base, findMaxDepth, errInvalid)
 		}
 		path := listPath(dir)
 		sec, err := c.call(ctx, func(tok string) (*api.Secret, error) { return c.api.List(ctx, tok, path) })
@@ -229,7 +229,7 @@ func (c *Client) listTree(ctx context.Context, base string) ([]string, error) {
 			}
 			out = append(out, join(dir, name))
 			if len(out) > findMaxKeys {
-				return fmt.Errorf("vault find %q: more than %d secrets: %w", base, findMaxKeys, provider.ErrInvalid)
+				return fmt.Errorf("vault find %q: more than %d secrets: %w", base, findMaxKeys, errInvalid)
 			}
 		}
 		return nil
@@ -258,7 +258,7 @@ func toJSON(v any) ([]byte, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode value: %w", provider.ErrInvalid)
+		return nil, fmt.Errorf("encode value: %w", errInvalid)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

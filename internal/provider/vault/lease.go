@@ -19,7 +19,7 @@ var _ provider.Leaser = (*Client)(nil)
 func (c *Client) Issue(ctx context.Context, req provider.DynamicRequest) (map[string][]byte, provider.Lease, error) {
 	path := strings.Trim(req.Path, "/")
 	if path == "" {
-		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret: path is empty: %w", provider.ErrInvalid)
+		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret: path is empty: %w", errInvalid)
 	}
 	var sec *api.Secret
 	var err error
@@ -33,13 +33,13 @@ func (c *Client) Issue(ctx context.Context, req provider.DynamicRequest) (map[st
 		}
 		sec, err = c.call(ctx, func(tok string) (*api.Secret, error) { return c.api.Write(ctx, tok, path, body) })
 	default:
-		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: method %q is not GET or POST: %w", path, req.Method, provider.ErrInvalid)
+		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: method %q is not GET or POST: %w", path, req.Method, errInvalid)
 	}
 	if err != nil {
 		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: %w", path, err)
 	}
 	if sec == nil || len(sec.Data) == 0 {
-		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: no data returned: %w", path, provider.ErrNotFound)
+		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: no data returned: %w", path, errNotFound)
 	}
 	data := make(map[string][]byte, len(sec.Data))
 	for k, v := range sec.Data {
@@ -68,7 +68,7 @@ func (c *Client) Renew(ctx context.Context, leaseID string, increment time.Durat
 		return provider.Lease{}, fmt.Errorf("vault renew lease %q: %w", leaseID, leaseError(err))
 	}
 	if sec == nil {
-		return provider.Lease{}, fmt.Errorf("vault renew lease %q: empty response: %w", leaseID, provider.ErrUnavailable)
+		return provider.Lease{}, fmt.Errorf("vault renew lease %q: empty response: %w", leaseID, errUnavailable)
 	}
 	l := leaseOf(sec)
 	if l.ID == "" {

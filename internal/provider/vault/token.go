@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -11,7 +10,7 @@ import (
 )
 
 // errClosed is returned by calls on a closed Client.
-var errClosed = errors.New("vault client is closed")
+var errClosed = fmt.Errorf("vault client is closed: %w", errUnavailable)
 
 // token returns the current token, logging in when there is none or it is about to
 // expire. Concurrent callers wait for one login.

@@ -20,7 +20,7 @@ func (c *Client) Decrypt(ctx context.Context, mount, key, ciphertext string) ([]
 	mount = mountOr(mount, defaultTransitMount)
 	key = strings.Trim(key, "/")
 	if key == "" {
-		return nil, fmt.Errorf("vault transit decrypt: key is empty: %w", provider.ErrInvalid)
+		return nil, fmt.Errorf("vault transit decrypt: key is empty: %w", errInvalid)
 	}
 	path := mount + "/decrypt/" + key
 	sec, err := c.call(ctx, func(tok string) (*api.Secret, error) {
@@ -34,11 +34,11 @@ func (c *Client) Decrypt(ctx context.Context, mount, key, ciphertext string) ([]
 		pt, _ = sec.Data["plaintext"].(string)
 	}
 	if sec == nil || sec.Data["plaintext"] == nil {
-		return nil, fmt.Errorf("vault transit decrypt with key %q on mount %q: no plaintext returned: %w", key, mount, provider.ErrInvalid)
+		return nil, fmt.Errorf("vault transit decrypt with key %q on mount %q: no plaintext returned: %w", key, mount, errInvalid)
 	}
 	b, err := base64.StdEncoding.DecodeString(pt)
 	if err != nil {
-		return nil, fmt.Errorf("vault transit decrypt with key %q on mount %q: plaintext is not base64: %w", key, mount, provider.ErrInvalid)
+		return nil, fmt.Errorf("vault transit decrypt with key %q on mount %q: plaintext is not base64: %w", key, mount, errInvalid)
 	}
 	return b, nil
 }
