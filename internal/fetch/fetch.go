@@ -182,11 +182,16 @@ type Handle struct {
 	inflight map[provider.Ref]*call
 	pending  []*call
 	timer    bool
+	inserts  int
 
 	findMu    sync.Mutex
 	findCache map[string]cachedFind
 	findCalls map[string]*findCall
 }
+
+// maxCacheAge bounds how long a value stays in memory; callers reuse values for at
+// most a refresh round's window (see controllers/externalsecret cacheWindow).
+const maxCacheAge = 5 * time.Minute
 
 type cached struct {
 	s  provider.Secret
@@ -296,7 +301,17 @@ func (h *Handle) finish(cl *call) {
 	h.mu.Lock()
 	delete(h.inflight, cl.ref)
 	if cl.err == nil {
-		h.cache[cl.ref] = cached{s: cl.s, at: h.opts.Now()}
+		now := h.opts.Now()
+		h.cache[cl.ref] = cached{s: cl.s, at: now}
+		// Values are only reused for a refresh round (well under maxCacheAge), so
+		// older ones are dropped now and then: the cache never grows without bound.
+		if h.inserts++; h.inserts%256 == 0 {
+			for ref, c := range h.cache {
+				if now.Sub(c.at) > maxCacheAge {
+					delete(h.cache, ref)
+				}
+			}
+		}
 	}
 	h.mu.Unlock()
 	close(cl.done)
