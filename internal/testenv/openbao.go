@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -24,7 +26,7 @@ import (
 // OpenBao is a running OpenBao dev server (in-memory storage, unsealed, root token)
 // listening on 127.0.0.1 only.
 type OpenBao struct {
-	// Addr is the server URL, http://127.0.0.1:<port>.
+	// Addr is the server URL, http(s)://127.0.0.1:<port>.
 	Addr string
 	// RootToken is the dev server's root token (random per server).
 	RootToken string
@@ -37,67 +39,117 @@ type OpenBao struct {
 	// AuditLog is the file audit device's log once EnableAudit ran.
 	AuditLog string
 
-	dir     string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	stopped bool
+	// CACert is the PEM CA of a server started with OpenBaoTLS.
+	CACert []byte
+
+	bin      string
+	dir      string
+	port     int
+	tls      bool
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stopped  bool
+	restarts int
 }
+
+// OpenBaoOption configures StartOpenBao.
+type OpenBaoOption func(*OpenBao)
+
+// OpenBaoTLS serves HTTPS with a CA the dev server generates (-dev-tls); CACert
+// holds that CA's PEM.
+func OpenBaoTLS() OpenBaoOption { return func(b *OpenBao) { b.tls = true } }
 
 // StartOpenBao starts `bin/bao server -dev` (or $BAO) on a free loopback port, waits
 // until /v1/sys/health answers and stops the server when t ends.
-func StartOpenBao(t testing.TB) *OpenBao {
+func StartOpenBao(t testing.TB, opts ...OpenBaoOption) *OpenBao {
 	t.Helper()
 	RequireIntegration(t, "OpenBao dev server")
-	bin := binary(t, "BAO", "bao")
-	dir := t.TempDir()
-	home := filepath.Join(dir, "home")
-	confDir := filepath.Join(dir, "config")
-	for _, d := range []string{home, confDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	b := &OpenBao{bin: binary(t, "BAO", "bao"), dir: t.TempDir(), RootToken: "root-" + randomHex(t, 12)}
+	for _, o := range opts {
+		o(b)
+	}
+	for _, d := range []string{"home", "config", "tls"} {
+		if err := os.MkdirAll(filepath.Join(b.dir, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A config directory next to -dev: OpenBao creates audit devices only from its
 	// configuration (not the API), re-read on SIGHUP; see EnableAudit.
-	if err := os.WriteFile(filepath.Join(confDir, "base.hcl"), []byte("disable_mlock = true\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(b.dir, "config", "base.hcl"), []byte("disable_mlock = true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The dev server's cluster listener takes port+1 (loopback too).
-	port := FreePort(t)
-	b := &OpenBao{
-		Addr:      "http://" + addr(port),
-		RootToken: "root-" + randomHex(t, 12),
-		LogPath:   filepath.Join(dir, "bao.log"),
-		dir:       dir,
+	b.port = FreePort(t)
+	scheme := "http://"
+	if b.tls {
+		scheme = "https://"
 	}
+	b.Addr = scheme + addr(b.port)
+	t.Cleanup(func() { b.Stop(t) })
+	b.start(t)
+	return b
+}
+
+// Restart stops the server and starts a new one on the same address with the same
+// root token (and audit device, if enabled). Dev servers keep data in memory, so
+// everything else is gone: this is a server that was down and came back empty.
+func (b *OpenBao) Restart(t testing.TB) {
+	t.Helper()
+	b.Stop(t)
+	b.start(t)
+}
+
+func (b *OpenBao) start(t testing.TB) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.restarts++
+	b.LogPath = filepath.Join(b.dir, fmt.Sprintf("bao-%d.log", b.restarts))
 	logf, err := os.Create(b.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "server", "-dev",
-		"-dev-root-token-id="+b.RootToken,
-		"-dev-listen-address="+addr(port),
+	args := []string{"server", "-dev",
+		"-dev-root-token-id=" + b.RootToken,
+		"-dev-listen-address=" + addr(b.port),
 		"-dev-no-store-token",
-		"-config="+confDir,
-	)
-	cmd.Env = append(filteredEnv(), "HOME="+home)
+		"-config=" + filepath.Join(b.dir, "config"),
+	}
+	if b.tls {
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+filepath.Join(b.dir, "tls"))
+	}
+	cmd := exec.Command(b.bin, args...)
+	cmd.Env = append(filteredEnv(), "HOME="+filepath.Join(b.dir, "home"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start bao: %v", err)
 	}
-	b.cmd = cmd
-	b.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(b.done) }()
-	t.Cleanup(func() { b.Stop(t) })
+	b.cmd, b.stopped = cmd, false
+	done := make(chan struct{})
+	b.done = done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
 
+	if b.tls {
+		// -dev-tls writes its CA before the listener comes up.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if ca, err := os.ReadFile(filepath.Join(b.dir, "tls", "vault-ca.pem")); err == nil && len(ca) > 0 {
+				b.CACert = ca
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("bao -dev-tls wrote no CA:\n%s", tail(b.LogPath))
+			}
+		}
+	}
 	if err := b.waitHealthy(30 * time.Second); err != nil {
 		t.Fatalf("bao: %v\n%s", err, tail(b.LogPath))
 	}
 	// The banner with the unseal key is printed just after the server turns healthy.
 	unsealRE := regexp.MustCompile(`Unseal Key: (\S+)`)
+	b.UnsealKey = ""
 	for deadline := time.Now().Add(5 * time.Second); b.UnsealKey == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		b.UnsealKey = findInLog(b.LogPath, unsealRE)
 	}
@@ -105,6 +157,11 @@ func StartOpenBao(t testing.TB) *OpenBao {
 	cfg := vaultapi.DefaultConfig()
 	cfg.Address = b.Addr
 	cfg.MaxRetries = 0
+	if b.tls {
+		if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACertBytes: b.CACert}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("vault client: %v", err)
@@ -112,7 +169,6 @@ func StartOpenBao(t testing.TB) *OpenBao {
 	c.SetToken(b.RootToken)
 	c.ClearNamespace()
 	b.Client = c
-	return b
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 10 s) and waits for it.
@@ -221,6 +277,11 @@ func (b *OpenBao) waitHealthy(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: 2 * time.Second}
+	if b.tls {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(b.CACert)
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.Addr+"/v1/sys/health", nil)
 		if resp, err := hc.Do(req); err == nil {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -61,5 +62,26 @@ func TestPostgresConnects(t *testing.T) {
 	}
 	if _, err := pgx.Connect(t.Context(), p.DSNFor(p.AdminUser, "wrong")); err == nil {
 		t.Fatal("a wrong password was accepted: authentication is not enforced")
+	}
+}
+
+func TestOpenBaoTLSAndRestart(t *testing.T) {
+	b := StartOpenBao(t, OpenBaoTLS())
+	if !strings.HasPrefix(b.Addr, "https://127.0.0.1:") || len(b.CACert) == 0 {
+		t.Fatalf("addr %s, CA %d bytes", b.Addr, len(b.CACert))
+	}
+	if _, err := b.Client.KVv2("secret").Put(t.Context(), "check", map[string]any{"a": "b"}); err != nil {
+		t.Fatalf("put over TLS: %v", err)
+	}
+	addr, token := b.Addr, b.RootToken
+	b.Restart(t)
+	if b.Addr != addr || b.RootToken != token {
+		t.Fatalf("restart moved the server: %s -> %s", addr, b.Addr)
+	}
+	if _, err := b.Client.Auth().Token().LookupSelfWithContext(t.Context()); err != nil {
+		t.Fatalf("root token after restart: %v", err)
+	}
+	if _, err := b.Client.KVv2("secret").Get(t.Context(), "check"); err == nil {
+		t.Fatal("data survived a dev server restart")
 	}
 }
