@@ -752,3 +752,41 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("login against a stopped server: err = %v, want ErrUnavailable", err)
 	}
 }
+
+func TestTLS(t *testing.T) {
+	b := testenv.StartOpenBao(t, testenv.OpenBaoTLS())
+	seed(t, b)
+	caB64 := base64.StdEncoding.EncodeToString(b.CACert)
+	tokenStore := func(mutate func(*v1alpha1.VaultProvider)) *v1alpha1.SecretStore {
+		return vaultStore(b.Addr, func(v *v1alpha1.VaultProvider) {
+			v.Auth.TokenSecretRef = &v1alpha1.SecretKeySelector{Name: "vault-token", Key: "token"}
+			mutate(v)
+		})
+	}
+	kube := secretsKube{"team-a/vault-token/token": b.RootToken, "team-a/vault-ca/ca.crt": string(b.CACert)}
+
+	t.Run("caBundle", func(t *testing.T) {
+		c := newClient(t, vault.New(), tokenStore(func(v *v1alpha1.VaultProvider) { v.CABundle = caB64 }), kube)
+		checkReads(t, c)
+	})
+	t.Run("caProvider Secret", func(t *testing.T) {
+		c := newClient(t, vault.New(), tokenStore(func(v *v1alpha1.VaultProvider) {
+			v.CAProvider = &v1alpha1.CAProvider{Type: "Secret", Name: "vault-ca", Key: "ca.crt"}
+		}), kube)
+		checkReads(t, c)
+	})
+	t.Run("caProvider Secret missing is ErrCredentials", func(t *testing.T) {
+		_, err := vault.New().NewClient(t.Context(), tokenStore(func(v *v1alpha1.VaultProvider) {
+			v.CAProvider = &v1alpha1.CAProvider{Type: "Secret", Name: "nope", Key: "ca.crt"}
+		}), kube, "team-a")
+		if !errors.Is(err, provider.ErrCredentials) {
+			t.Fatalf("err = %v, want ErrCredentials", err)
+		}
+	})
+	t.Run("an untrusted server certificate is refused", func(t *testing.T) {
+		c := newClient(t, vault.New(), tokenStore(func(*v1alpha1.VaultProvider) {}), kube)
+		if err := c.Check(t.Context()); !errors.Is(err, provider.ErrUnavailable) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+	})
+}
