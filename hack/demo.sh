@@ -61,8 +61,8 @@ cleanup() {
   if [[ $PG_STARTED == 1 ]]; then
     pg_run "$PG_BIN/pg_ctl" -D "$RUN/pg/data" -m fast -w stop >/dev/null 2>&1
   fi
-  # Keep the logs after a failure (not after Ctrl-C, 130) or when asked to.
-  if [[ ($rc != 0 && $rc != 130) || $DEMO_KEEP == 1 ]]; then
+  # Keep the logs after a failure (not after Ctrl-C or SIGTERM) or when asked to.
+  if [[ ($rc != 0 && $rc != 130 && $rc != 143) || $DEMO_KEEP == 1 ]]; then
     log "logs kept in $RUN"
   else
     rm -rf "$RUN"
@@ -70,7 +70,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # start NAME LOG CMD...: run CMD in the background, remember its PID for cleanup.
 start() {
@@ -145,7 +146,7 @@ go build -o "$RUN/bin/demo-controlplane" ./hack/demo-controlplane
 # ------------------------------------------------------------------ control plane
 export KUBECONFIG=$RUN/kubeconfig
 start controlplane "$RUN/controlplane.log" \
-  "$RUN/bin/demo-controlplane" -kubeconfig "$KUBECONFIG" -assets "$ROOT/bin/k8s" -crds "$ROOT/config/crd/bases"
+  "$RUN/bin/demo-controlplane" -write-kubeconfig "$KUBECONFIG" -assets "$ROOT/bin/k8s" -crds "$ROOT/config/crd/bases"
 wait_for "control plane" 90 test -s "$KUBECONFIG"
 wait_for "kube-apiserver" 30 "$KUBECTL" get --raw /readyz
 k() { "$KUBECTL" "$@"; }

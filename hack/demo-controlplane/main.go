@@ -3,7 +3,7 @@
 // writes an admin kubeconfig, and stays up until SIGINT/SIGTERM. hack/demo.sh uses it;
 // nothing in it listens beyond 127.0.0.1.
 //
-//	go run ./hack/demo-controlplane -kubeconfig /tmp/kubeconfig [-assets bin/k8s] [-crds config/crd/bases]
+//	go run ./hack/demo-controlplane -write-kubeconfig /tmp/kubeconfig [-assets bin/k8s] [-crds config/crd/bases]
 package main
 
 import (
@@ -18,12 +18,12 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "write the admin kubeconfig here (required)")
+	kubeconfig := flag.String("write-kubeconfig", "", "write the admin kubeconfig here (required); -kubeconfig is controller-runtime's own flag")
 	assets := flag.String("assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory with kube-apiserver and etcd")
 	crds := flag.String("crds", "config/crd/bases", "directory of CRD manifests to install")
 	flag.Parse()
 	if *kubeconfig == "" || *assets == "" {
-		fmt.Fprintln(os.Stderr, "demo-controlplane: -kubeconfig and -assets (or KUBEBUILDER_ASSETS) are required")
+		fmt.Fprintln(os.Stderr, "demo-controlplane: -write-kubeconfig and -assets (or KUBEBUILDER_ASSETS) are required")
 		os.Exit(2)
 	}
 	if err := run(*kubeconfig, *assets, *crds); err != nil {
