@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -444,5 +446,39 @@ func createNamespace(t *testing.T, c client.Client, name string) {
 	err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}
+
+// TestCRDsHaveNoSchemaDefaults: defaults live in code, never in the CRD schema, where
+// the API server would add them to stored objects and GitOps tools would see drift.
+func TestCRDsHaveNoSchemaDefaults(t *testing.T) {
+	bases, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "*.yaml"))
+	if len(bases) == 0 {
+		t.Fatal("no CRDs in config/crd/bases")
+	}
+	for _, b := range bases {
+		for _, crd := range decodeManifests(t, b) {
+			versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+			for _, v := range versions {
+				vm, _ := v.(map[string]any)
+				var walk func(path string, n any)
+				walk = func(path string, n any) {
+					switch n := n.(type) {
+					case map[string]any:
+						for k, c := range n {
+							if k == "default" && !strings.HasSuffix(path, ".properties") {
+								t.Errorf("%s: schema default at %s", rel(b), path)
+							}
+							walk(path+"."+k, c)
+						}
+					case []any:
+						for i, c := range n {
+							walk(fmt.Sprintf("%s[%d]", path, i), c)
+						}
+					}
+				}
+				walk(fmt.Sprint(vm["name"]), vm["schema"])
+			}
+		}
 	}
 }
