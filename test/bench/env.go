@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+)
+
+const (
+	operatorUser      = "secretsync-bench-operator"
+	operatorNamespace = "secretsync-system"
+	benchNamespace    = "bench"
+	unrelatedNS       = "bench-unrelated"
+)
+
+// repoRoot walks up from the working directory to the module's go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/secretsync/secretsync\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the secretsync checkout (go.mod not found)")
+		}
+		dir = parent
+	}
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+`
+
+type kube struct {
+	env        *envtest.Environment
+	cfg        *rest.Config
+	c          client.Client
+	auditLog   string
+	kubeconfig string // the operator's user
+}
+
+func startKube(root, dir string, cl *cleanups) (*kube, error) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join(root, "bin", "k8s")
+	}
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
+			return nil, fmt.Errorf("%s not found in %s: run `make tools`", b, assets)
+		}
+	}
+	policy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		return nil, err
+	}
+	k := &kube{auditLog: filepath.Join(dir, "kube-audit.log")}
+	k.env = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	args := k.env.ControlPlane.GetAPIServer().Configure()
+	args.Append("audit-policy-file", policy)
+	args.Append("audit-log-path", k.auditLog)
+	cl.add(func() {
+		if err := k.env.Stop(); err != nil {
+			logf("stop envtest: %v", err)
+		}
+	})
+	cfg, err := k.env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start envtest: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 1000, 2000
+	k.cfg = cfg
+	if k.c, err = client.New(cfg, client.Options{Scheme: newScheme()}); err != nil {
+		return nil, err
+	}
+	u, err := k.env.ControlPlane.AddUser(envtest.User{Name: operatorUser, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("operator user: %w", err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	k.kubeconfig = filepath.Join(dir, "operator.kubeconfig")
+	return k, os.WriteFile(k.kubeconfig, kc, 0o600)
+}
+
+func ensureNS(ctx context.Context, c client.Client, name string) error {
+	err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// ---- the operator process
+
+type operatorProc struct {
+	p      *proc
+	rss    *rssSampler
+	probe  string
+	binary string
+}
+
+func buildOperator(ctx context.Context, root, dir string) (string, error) {
+	out := filepath.Join(dir, "secretsync")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+func startOperator(bin, kubeconfig, dir string, extra []string, cl *cleanups) (*operatorProc, error) {
+	mp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	hp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--leader-elect=false",
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", mp),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", hp),
+		"--operator-namespace=" + operatorNamespace,
+	}
+	args = append(args, extra...)
+	cmd := exec.Command(bin, args...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "VAULT_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	cmd.Env = append(env, "KUBECONFIG="+kubeconfig)
+	p, err := startProc("operator", cmd, filepath.Join(dir, "operator.log"))
+	if err != nil {
+		return nil, err
+	}
+	op := &operatorProc{p: p, rss: sampleRSS(p.pid()), probe: fmt.Sprintf("http://127.0.0.1:%d/readyz", hp), binary: bin}
+	cl.add(op.stop)
+	return op, nil
+}
+
+func (o *operatorProc) stop() {
+	o.p.stop(20 * time.Second)
+	o.rss.Stop()
+}
+
+// ---- ExternalSecret readiness, observed through a watch
+
+type readiness struct {
+	mu      sync.Mutex
+	readyAt map[string]time.Time
+	reason  map[string]string
+}
+
+func isReady(es *v1alpha1.ExternalSecret) bool {
+	c := meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && es.Status.ObservedGeneration == es.Generation
+}
+
+func (r *readiness) on(obj any) {
+	now := time.Now()
+	es, ok := obj.(*v1alpha1.ExternalSecret)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		r.reason[es.Name] = c.Reason
+	}
+	if _, seen := r.readyAt[es.Name]; !seen && isReady(es) {
+		r.readyAt[es.Name] = now
+	}
+}
+
+func (r *readiness) get(name string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.readyAt[name]
+	return t, ok
+}
+
+// countReady is how many of names are Ready; notReady summarises the others by reason.
+func (r *readiness) countReady(names []string) (int, map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, other := 0, map[string]int{}
+	for _, name := range names {
+		if _, ok := r.readyAt[name]; ok {
+			n++
+		} else {
+			reason := r.reason[name]
+			if reason == "" {
+				reason = "(no status)"
+			}
+			other[reason]++
+		}
+	}
+	return n, other
+}
+
+func watchReadiness(ctx context.Context, cfg *rest.Config, cl *cleanups) (*readiness, error) {
+	r := &readiness{readyAt: map[string]time.Time{}, reason: map[string]string{}}
+	ctx, cancel := context.WithCancel(ctx)
+	c, err := cache.New(cfg, cache.Options{Scheme: newScheme(), DefaultNamespaces: map[string]cache.Config{benchNamespace: {}}})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	inf, err := c.GetInformer(ctx, &v1alpha1.ExternalSecret{})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.on(o) },
+		UpdateFunc: func(_, o any) { r.on(o) },
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Start(ctx) }()
+	cl.add(func() { cancel(); <-done })
+	if !c.WaitForCacheSync(ctx) {
+		return nil, errors.New("ExternalSecret informer did not sync")
+	}
+	return r, nil
+}
+
+// ---- refresh round schedule (mirrors controllers/externalsecret/refresh.go)
+
+func storeSpread(interval time.Duration) time.Duration { return min(interval/10, 30*time.Second) }
+
+func storePhase(ns, name string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte("ss/" + ns + "/" + name))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// roundOffset is how far t is past the start of the store's latest round.
+func roundOffset(t time.Time, phase, interval time.Duration) time.Duration {
+	off := (t.UnixNano() - int64(phase)) % int64(interval)
+	if off < 0 {
+		off += int64(interval)
+	}
+	return time.Duration(off)
+}
+
+// quietStart is the first time at or after earliest that is outside every store's
+// refresh round (with margins), so a window of one interval from it holds exactly one
+// complete round per store.
+func quietStart(earliest time.Time, interval time.Duration, phases []time.Duration) time.Time {
+	sp := storeSpread(interval)
+	for d := time.Duration(0); d < interval; d += 250 * time.Millisecond {
+		t := earliest.Add(d)
+		busy := false
+		for _, ph := range phases {
+			off := roundOffset(t, ph, interval)
+			if off < sp+3*time.Second || off > interval-2*time.Second {
+				busy = true
+			}
+		}
+		if !busy {
+			return t
+		}
+	}
+	return earliest
+}
+
+// nextRoundStart is the earliest start of any store's round after t.
+func nextRoundStart(t time.Time, interval time.Duration, phases []time.Duration) time.Time {
+	var best time.Time
+	for _, ph := range phases {
+		next := t.Add(interval - roundOffset(t, ph, interval))
+		if best.IsZero() || next.Before(best) {
+			best = next
+		}
+	}
+	return best
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func httpOK(url string) bool {
+	hc := &http.Client{Timeout: time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}

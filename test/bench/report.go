@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+func fmtMap(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// report prints the human table, then (last line) the JSON object.
+func report(r *results) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	fmt.Fprintln(w, "\nsecretsync benchmark")
+	row("machine", "%d CPUs (%s), %d MiB, %s", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemMiB, r.Machine.Go)
+	row("setup", "N=%d ExternalSecrets over 3 stores, M=%d keys per backend (referenced: SM %d, SSM %d, Vault %d), AWS latency %.0f ms, refresh %.0fs, Vault auth %s, operator args %v",
+		r.N, r.M, r.KeysPerStore.SM, r.KeysPerStore.SSM, r.KeysPerStore.Vault, r.LatencyMs, r.RefreshS, r.VaultAuth, r.OperatorArgs)
+	if r.ColdReadyS > 0 {
+		row("cold burst: all Ready", "%.2f s (%.0f ExternalSecrets/s; creates took %.2f s)", r.ColdReadyS, r.ColdRate, r.ColdCreateS)
+	} else {
+		row("cold burst: all Ready", "NOT MEASURED (%d of %d Ready)", r.ColdReady, r.N)
+	}
+	row("cold burst: RSS peak", "%.0f MiB", r.ColdRSSMiB)
+	if r.ColdVault != nil && r.ColdKubeWrites != nil {
+		row("cold burst: backend / kube", "AWS %s; Vault %d requests (logins %d, KV reads %d); Kubernetes writes %d (%s)",
+			fmtMap(r.ColdAWSCalls), r.ColdVault.Total, r.ColdVault.Logins, r.ColdVault.Reads, r.ColdKubeWrites.Total, fmtMap(r.ColdKubeWrites.ByKind))
+	}
+	if s := r.Steady; s != nil {
+		row("steady round: AWS calls", "%d (%s)", s.AWSTotal, fmtMap(s.AWSCalls))
+		row("  floor", "GetParameters %d, BatchGetSecretValue %d", s.FloorGetParameters, s.FloorBatchGetSecretValue)
+		row("steady round: Vault requests", "%d (logins %d, KV reads %d, token ops %d; floor: %d reads, 0 logins) [%s]",
+			s.Vault.Total, s.Vault.Logins, s.Vault.Reads, s.Vault.Token, s.FloorVaultReads, fmtMap(s.Vault.ByPath))
+		row("steady round: Kubernetes writes", "%d (%s; floor 0)", s.KubeWrites.Total, fmtMap(s.KubeWrites.ByKind))
+		row("steady round: operator", "RSS %.0f MiB, CPU %.2f s over %.0f s (%.1f%% of one core)", s.RSSMiB, s.CPUSeconds, s.WindowS, s.CPUPercent)
+	} else {
+		row("steady round", "NOT MEASURED")
+	}
+	if n := r.New; n != nil {
+		row("new during refresh", "%d/%d Ready, p50 %.0f ms, p99 %.0f ms, max %.0f ms", n.Ready, n.Count, n.P50ms, n.P99ms, n.MaxMs)
+	} else {
+		row("new during refresh", "NOT MEASURED")
+	}
+	if b := r.Big; b != nil {
+		row("unrelated Secrets", "%d x 100 KiB (created in %.1f s): RSS %.0f -> %.0f MiB after 30 s (%+.1f%%)", b.Count, b.CreateS, b.RSSBeforeMiB, b.RSSAfterMiB, b.GrowthPct)
+	} else {
+		row("unrelated Secrets", "NOT MEASURED")
+	}
+	row("operator RSS peak (VmHWM)", "%.0f MiB", r.RSSPeakMiB)
+	if h := r.Herd; h != nil {
+		row("restart: AWS calls", "%d in %.0f s: peak %d/s, mean %.2f/s (%s)", h.AWSTotal, h.WindowS, h.PeakPerS, h.MeanPerS, fmtMap(h.AWSCalls))
+		row("restart: Vault requests", "%d (logins %d, KV reads %d)", h.Vault.Total, h.Vault.Logins, h.Vault.Reads)
+		row("restart: Kubernetes writes", "%d (%s)", h.KubeWrites.Total, fmtMap(h.KubeWrites.ByKind))
+		row("restart: still Ready / RSS peak", "%d, %.0f MiB", h.ReadyAfter, h.RSSPeakMiB)
+	} else {
+		row("restart herd", "NOT MEASURED")
+	}
+	for _, m := range r.Missing {
+		row("MISSING", "%s", m)
+	}
+	if r.Error != "" {
+		row("ERROR", "%s", r.Error)
+	}
+	w.Flush()
+	b, err := json.Marshal(r)
+	if err != nil {
+		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
+	}
+	fmt.Println(string(b))
+}

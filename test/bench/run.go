@@ -1,0 +1,712 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/test/awsemu"
+)
+
+var stores = []string{"sm", "ssm", "vault"}
+
+type storeKeys struct {
+	SM    int `json:"sm"`
+	SSM   int `json:"ssm"`
+	Vault int `json:"vault"`
+}
+
+type steadyResult struct {
+	WindowS    float64        `json:"window_s"`
+	AWSTotal   int            `json:"aws_calls_total"`
+	AWSCalls   map[string]int `json:"aws_calls"`
+	Vault      vaultCounts    `json:"vault"`
+	KubeWrites kubeWrites     `json:"kube_writes"`
+	RSSMiB     float64        `json:"rss_mib"`
+	CPUSeconds float64        `json:"cpu_s"`
+	CPUPercent float64        `json:"cpu_pct_of_one_core"`
+	// Floors per round from docs/design/performance.md for the keys referenced.
+	FloorGetParameters       int `json:"floor_getparameters"`
+	FloorBatchGetSecretValue int `json:"floor_batchgetsecretvalue"`
+	FloorVaultReads          int `json:"floor_vault_reads"`
+}
+
+type newResult struct {
+	Count int     `json:"count"`
+	Ready int     `json:"ready"`
+	P50ms float64 `json:"p50_ms"`
+	P99ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+}
+
+type bigResult struct {
+	Count        int     `json:"count"`
+	CreateS      float64 `json:"create_s"`
+	RSSBeforeMiB float64 `json:"rss_before_mib"`
+	RSSAfterMiB  float64 `json:"rss_after_mib"`
+	GrowthPct    float64 `json:"growth_pct"`
+}
+
+type herdResult struct {
+	WindowS    float64        `json:"window_s"`
+	AWSTotal   int            `json:"aws_calls_total"`
+	PeakPerS   int            `json:"aws_calls_peak_per_s"`
+	MeanPerS   float64        `json:"aws_calls_mean_per_s"`
+	PerSecond  []int          `json:"aws_calls_per_s"`
+	AWSCalls   map[string]int `json:"aws_calls"`
+	Vault      vaultCounts    `json:"vault"`
+	KubeWrites kubeWrites     `json:"kube_writes"`
+	ReadyAfter int            `json:"ready_after"`
+	RSSPeakMiB float64        `json:"rss_peak_mib"`
+}
+
+type results struct {
+	N            int      `json:"n"`
+	M            int      `json:"m"`
+	LatencyMs    float64  `json:"aws_latency_ms"`
+	RefreshS     float64  `json:"refresh_s"`
+	VaultAuth    string   `json:"vault_auth"`
+	OperatorArgs []string `json:"operator_args"`
+	Machine      struct {
+		CPUs     int    `json:"cpus"`
+		CPUModel string `json:"cpu_model"`
+		MemMiB   int64  `json:"mem_mib"`
+		Go       string `json:"go"`
+	} `json:"machine"`
+	KeysPerStore storeKeys `json:"keys_referenced_per_store"`
+
+	ColdCreateS float64 `json:"cold_create_s"`
+	ColdReadyS  float64 `json:"cold_all_ready_s"`
+	ColdRate    float64 `json:"cold_ready_per_s"`
+	ColdReady   int     `json:"cold_ready"`
+	ColdRSSMiB  float64 `json:"cold_rss_peak_mib"`
+	// Backend calls and Kubernetes writes from the first create until all were Ready.
+	ColdAWSCalls   map[string]int `json:"cold_aws_calls,omitempty"`
+	ColdVault      *vaultCounts   `json:"cold_vault,omitempty"`
+	ColdKubeWrites *kubeWrites    `json:"cold_kube_writes,omitempty"`
+
+	Steady     *steadyResult `json:"steady,omitempty"`
+	New        *newResult    `json:"new_during_refresh,omitempty"`
+	Big        *bigResult    `json:"unrelated_secrets,omitempty"`
+	RSSPeakMiB float64       `json:"rss_peak_mib"`
+	Herd       *herdResult   `json:"restart,omitempty"`
+	Missing    []string      `json:"missing,omitempty"`
+	Error      string        `json:"error,omitempty"`
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
+	res := &results{N: cfg.N, M: cfg.M, LatencyMs: float64(cfg.Latency) / 1e6, RefreshS: cfg.Refresh.Seconds(),
+		VaultAuth: cfg.VaultAuth, OperatorArgs: cfg.OperatorArgs}
+	fillMachine(res)
+	// Whatever happens, print what was measured.
+	defer func() {
+		if err != nil {
+			res.Error = err.Error()
+		}
+		report(res)
+	}()
+
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "secretsync-bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.Keep {
+		logf("work directory %s (kept)", dir)
+	} else {
+		cl.add(func() { _ = os.RemoveAll(dir) })
+	}
+
+	logf("building the operator")
+	bin, err := buildOperator(ctx, root, dir)
+	if err != nil {
+		return err
+	}
+	logf("starting kube-apiserver + etcd (envtest, audit log)")
+	k, err := startKube(root, dir, cl)
+	if err != nil {
+		return err
+	}
+	logf("starting the AWS emulator (latency %s)", cfg.Latency)
+	emu := awsemu.New(awsemu.Options{})
+	if err := emu.Start(); err != nil {
+		return err
+	}
+	cl.add(emu.Close)
+	logf("starting OpenBao dev server")
+	baoBin := os.Getenv("BAO")
+	if baoBin == "" {
+		baoBin = filepath.Join(root, "bin", "bao")
+	}
+	b, err := startBao(ctx, baoBin, filepath.Join(dir, "bao"), cl)
+	if err != nil {
+		return err
+	}
+
+	// ---- seed
+	logf("seeding %d keys in each backend", cfg.M)
+	seed := &awsemu.Seed{}
+	for i := range cfg.M {
+		v := fmt.Sprintf("sm-value-%05d", i)
+		seed.Secrets = append(seed.Secrets, awsemu.SeedSecret{Name: smKey(i), Value: &v})
+		seed.Parameters = append(seed.Parameters, awsemu.SeedParameter{Name: ssmKey(i), Type: "SecureString", Value: fmt.Sprintf("ssm-value-%05d", i)})
+	}
+	if err := emu.Seed(seed); err != nil {
+		return err
+	}
+	kv := b.client.KVv2("secret")
+	for i := range cfg.M {
+		if _, err := kv.Put(ctx, vaultKey(i), map[string]any{"value": fmt.Sprintf("vault-value-%05d", i)}); err != nil {
+			return fmt.Errorf("vault seed: %w", err)
+		}
+	}
+	emu.SetLatency("", cfg.Latency)
+
+	c := k.c
+	for _, ns := range []string{operatorNamespace, benchNamespace, unrelatedNS} {
+		if err := ensureNS(ctx, c, ns); err != nil {
+			return err
+		}
+	}
+	if err := createStores(ctx, c, emu, b, cfg.VaultAuth); err != nil {
+		return err
+	}
+
+	ready, err := watchReadiness(ctx, k.cfg, cl)
+	if err != nil {
+		return err
+	}
+	logf("starting the operator %v", cfg.OperatorArgs)
+	op, err := startOperator(bin, k.kubeconfig, dir, cfg.OperatorArgs, cl)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, op.probe, 60*time.Second, op.p); err != nil {
+		return fmt.Errorf("operator: %w (log %s)", err, filepath.Join(dir, "operator.log"))
+	}
+	if err := waitStoresReady(ctx, c); err != nil {
+		return err
+	}
+
+	// ---- 1. cold burst
+	names := make([]string, cfg.N)
+	for j := range cfg.N {
+		names[j] = fmt.Sprintf("es-%05d", j)
+	}
+	res.KeysPerStore = keysPerStore(cfg.N, cfg.M)
+	logf("cold burst: creating %d ExternalSecrets", cfg.N)
+	emu.ResetCalls()
+	cva0, cka0 := fileSize(b.auditLog), fileSize(k.auditLog)
+	t0 := time.Now()
+	if _, err := createESs(ctx, c, names, 0, cfg); err != nil {
+		return err
+	}
+	res.ColdCreateS = time.Since(t0).Seconds()
+	logf("created in %.1fs; waiting for Ready", res.ColdCreateS)
+	coldTimeout := 10*time.Minute + time.Duration(cfg.N)*100*time.Millisecond
+	n, err := waitAllReady(ctx, ready, names, coldTimeout)
+	res.ColdReady = n
+	res.ColdRSSMiB = mib(op.rss.Peak())
+	if err != nil {
+		return err
+	}
+	if n < len(names) {
+		res.Missing = append(res.Missing, fmt.Sprintf("cold burst: only %d of %d Ready after %s", n, len(names), coldTimeout))
+		return fmt.Errorf("cold burst incomplete")
+	}
+	var last time.Time
+	for _, name := range names {
+		if t, _ := ready.get(name); t.After(last) {
+			last = t
+		}
+	}
+	res.ColdReadyS = last.Sub(t0).Seconds()
+	res.ColdAWSCalls = map[string]int{}
+	for op, n := range emu.CallCounts() {
+		if strings.Contains(op, ".") {
+			res.ColdAWSCalls[op] = n
+		}
+	}
+	if vc, err := countVault(b.auditLog, cva0, fileSize(b.auditLog)); err == nil {
+		res.ColdVault = &vc
+	}
+	if kw, err := countKubeWrites(k.auditLog, operatorUser, cka0, fileSize(k.auditLog)); err == nil {
+		res.ColdKubeWrites = &kw
+	}
+	res.ColdRate = float64(cfg.N) / res.ColdReadyS
+	logf("cold burst: all %d Ready in %.2fs (%.0f/s), RSS peak so far %.0f MiB", cfg.N, res.ColdReadyS, res.ColdRate, res.ColdRSSMiB)
+
+	// ---- 2. steady state
+	phases := make([]time.Duration, len(stores))
+	for i, s := range stores {
+		phases[i] = storePhase(benchNamespace, s, cfg.Refresh)
+	}
+	// Every ExternalSecret's next refresh is 0.5–1.5 intervals after its sync; after
+	// that everybody is on the store's aligned rounds.
+	w0 := quietStart(last.Add(cfg.Refresh*3/2+2*time.Second), cfg.Refresh, phases)
+	logf("steady state: waiting until %s, then measuring one round (%s)", w0.Format("15:04:05"), cfg.Refresh)
+	if err := sleepUntil(ctx, w0); err != nil {
+		return err
+	}
+	st := &steadyResult{AWSCalls: map[string]int{}}
+	emu.ResetCalls()
+	va0, ka0 := fileSize(b.auditLog), fileSize(k.auditLog)
+	cpu0, _ := cpuSeconds(op.p.pid())
+	tw := time.Now()
+	if err := sleepUntil(ctx, w0.Add(cfg.Refresh)); err != nil {
+		return err
+	}
+	st.WindowS = time.Since(tw).Seconds()
+	cpu1, _ := cpuSeconds(op.p.pid())
+	va1, ka1 := fileSize(b.auditLog), fileSize(k.auditLog)
+	for op, n := range emu.CallCounts() {
+		if op == "*" {
+			st.AWSTotal = n
+		} else if strings.Contains(op, ".") {
+			st.AWSCalls[op] = n
+		}
+	}
+	if st.Vault, err = countVault(b.auditLog, va0, va1); err != nil {
+		return err
+	}
+	if st.KubeWrites, err = countKubeWrites(k.auditLog, operatorUser, ka0, ka1); err != nil {
+		return err
+	}
+	if m, err := readMem(op.p.pid()); err == nil {
+		st.RSSMiB = mib(m.RSS)
+	}
+	st.CPUSeconds = cpu1 - cpu0
+	st.CPUPercent = 100 * st.CPUSeconds / st.WindowS
+	st.FloorGetParameters = (res.KeysPerStore.SSM + 9) / 10
+	st.FloorBatchGetSecretValue = (res.KeysPerStore.SM + 19) / 20
+	st.FloorVaultReads = res.KeysPerStore.Vault
+	res.Steady = st
+	logf("steady: AWS %d calls %v, Vault %d requests (%d logins, %d reads), kube writes %d, RSS %.0f MiB, CPU %.1f%%",
+		st.AWSTotal, st.AWSCalls, st.Vault.Total, st.Vault.Logins, st.Vault.Reads, st.KubeWrites.Total, st.RSSMiB, st.CPUPercent)
+
+	// ---- 3. new ExternalSecrets during a refresh round
+	if cfg.New > 0 {
+		ts := nextRoundStart(time.Now().Add(time.Second), cfg.Refresh, phases)
+		logf("creating %d ExternalSecrets at the next round start (%s)", cfg.New, ts.Format("15:04:05"))
+		if err := sleepUntil(ctx, ts.Add(500*time.Millisecond)); err != nil {
+			return err
+		}
+		newNames := make([]string, cfg.New)
+		for j := range cfg.New {
+			newNames[j] = fmt.Sprintf("es-new-%05d", j)
+		}
+		created, err := createESs(ctx, c, newNames, cfg.N, cfg)
+		if err != nil {
+			return err
+		}
+		n, err := waitAllReady(ctx, ready, newNames, 3*time.Minute)
+		if err != nil {
+			return err
+		}
+		nr := &newResult{Count: cfg.New, Ready: n}
+		var lat []float64
+		for i, name := range newNames {
+			if t, ok := ready.get(name); ok {
+				lat = append(lat, float64(t.Sub(created[i]))/1e6)
+			}
+		}
+		sort.Float64s(lat)
+		if len(lat) > 0 {
+			nr.P50ms, nr.P99ms, nr.MaxMs = percentile(lat, 50), percentile(lat, 99), lat[len(lat)-1]
+		}
+		res.New = nr
+		logf("new during refresh: %d/%d Ready, p50 %.0f ms, p99 %.0f ms", n, cfg.New, nr.P50ms, nr.P99ms)
+		if n < cfg.New {
+			res.Missing = append(res.Missing, fmt.Sprintf("new during refresh: only %d of %d Ready", n, cfg.New))
+		}
+	}
+
+	// ---- 4. unrelated Secrets
+	if cfg.BigSecrets > 0 {
+		br := &bigResult{Count: cfg.BigSecrets}
+		if m, err := readMem(op.p.pid()); err == nil {
+			br.RSSBeforeMiB = mib(m.RSS)
+		}
+		logf("creating %d unrelated 100 KiB Secrets in %s (RSS now %.0f MiB)", cfg.BigSecrets, unrelatedNS, br.RSSBeforeMiB)
+		tb := time.Now()
+		if err := createBigSecrets(ctx, c, cfg.BigSecrets); err != nil {
+			return err
+		}
+		br.CreateS = time.Since(tb).Seconds()
+		if err := sleepUntil(ctx, time.Now().Add(30*time.Second)); err != nil {
+			return err
+		}
+		if m, err := readMem(op.p.pid()); err == nil {
+			br.RSSAfterMiB = mib(m.RSS)
+		}
+		if br.RSSBeforeMiB > 0 {
+			br.GrowthPct = 100 * (br.RSSAfterMiB - br.RSSBeforeMiB) / br.RSSBeforeMiB
+		}
+		res.Big = br
+		logf("unrelated Secrets: created in %.1fs, RSS %.0f -> %.0f MiB (%+.1f%%)", br.CreateS, br.RSSBeforeMiB, br.RSSAfterMiB, br.GrowthPct)
+	}
+
+	// ---- 5. restart herd
+	if m, err := readMem(op.p.pid()); err == nil {
+		res.RSSPeakMiB = mib(max(m.HWM, op.rss.Peak()))
+	} else {
+		res.RSSPeakMiB = mib(op.rss.Peak())
+	}
+	if cfg.Herd > 0 {
+		logf("restart: stopping the operator")
+		op.stop()
+		emu.ResetCalls()
+		va0, ka0 := fileSize(b.auditLog), fileSize(k.auditLog)
+		op2, err := startOperator(bin, k.kubeconfig, dir, cfg.OperatorArgs, cl)
+		if err != nil {
+			return err
+		}
+		h := &herdResult{AWSCalls: map[string]int{}}
+		ts := time.Now()
+		prev := 0
+		for i := 1; time.Duration(i)*time.Second <= cfg.Herd; i++ {
+			if err := sleepUntil(ctx, ts.Add(time.Duration(i)*time.Second)); err != nil {
+				return err
+			}
+			tot := emu.TotalCalls()
+			h.PerSecond = append(h.PerSecond, tot-prev)
+			prev = tot
+		}
+		h.WindowS = time.Since(ts).Seconds()
+		h.AWSTotal = prev
+		for _, n := range h.PerSecond {
+			h.PeakPerS = max(h.PeakPerS, n)
+		}
+		if len(h.PerSecond) > 0 {
+			h.MeanPerS = float64(h.AWSTotal) / float64(len(h.PerSecond))
+		}
+		for op, n := range emu.CallCounts() {
+			if op != "*" && strings.Contains(op, ".") {
+				h.AWSCalls[op] = n
+			}
+		}
+		va1, ka1 := fileSize(b.auditLog), fileSize(k.auditLog)
+		if h.Vault, err = countVault(b.auditLog, va0, va1); err != nil {
+			return err
+		}
+		if h.KubeWrites, err = countKubeWrites(k.auditLog, operatorUser, ka0, ka1); err != nil {
+			return err
+		}
+		h.RSSPeakMiB = mib(op2.rss.Peak())
+		all := append(append([]string{}, names...), newNamesOf(cfg.New)...)
+		h.ReadyAfter = countStillReady(ctx, c, all)
+		res.Herd = h
+		logf("restart: AWS %d calls in %.0fs (peak %d/s, mean %.2f/s), Vault %d requests, kube writes %d, %d/%d still Ready",
+			h.AWSTotal, h.WindowS, h.PeakPerS, h.MeanPerS, h.Vault.Total, h.KubeWrites.Total, h.ReadyAfter, len(all))
+	}
+	return nil
+}
+
+func newNamesOf(n int) []string {
+	out := make([]string, n)
+	for j := range n {
+		out[j] = fmt.Sprintf("es-new-%05d", j)
+	}
+	return out
+}
+
+func smKey(i int) string    { return fmt.Sprintf("bench/sm/k%05d", i) }
+func ssmKey(i int) string   { return fmt.Sprintf("/bench/ssm/k%05d", i) }
+func vaultKey(i int) string { return fmt.Sprintf("bench/k%05d", i) }
+
+// ExternalSecret j uses store j%3 and key (j/3)%M of that store's pool.
+func keysPerStore(n, m int) storeKeys {
+	perStore := func(s int) int {
+		cnt := (n - s + 2) / 3 // ExternalSecrets of store s
+		return min(cnt, m)
+	}
+	return storeKeys{SM: perStore(0), SSM: perStore(1), Vault: perStore(2)}
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	// nearest rank
+	r := int(p/100*float64(len(sorted)) + 0.999999)
+	r = max(1, min(r, len(sorted)))
+	return sorted[r-1]
+}
+
+func createStores(ctx context.Context, c client.Client, emu *awsemu.Server, b *bao, vaultAuth string) error {
+	akid, secret := emu.StaticCredentials()
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "aws-creds"},
+			StringData: map[string]string{"access-key-id": akid, "secret-access-key": secret}},
+	}
+	awsAuth := &v1alpha1.AWSAuth{SecretRef: &v1alpha1.AWSSecretRef{
+		AccessKeyIDSecretRef:     v1alpha1.SecretKeySelector{Name: "aws-creds", Key: "access-key-id"},
+		SecretAccessKeySecretRef: v1alpha1.SecretKeySelector{Name: "aws-creds", Key: "secret-access-key"},
+	}}
+	for _, s := range []struct {
+		name string
+		svc  v1alpha1.AWSService
+	}{{"sm", v1alpha1.AWSServiceSecretsManager}, {"ssm", v1alpha1.AWSServiceParameterStore}} {
+		objs = append(objs, &v1alpha1.SecretStore{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: s.name},
+			Spec: v1alpha1.SecretStoreSpec{Provider: v1alpha1.StoreProvider{AWS: &v1alpha1.AWSProvider{
+				Service: s.svc, Region: awsemu.DefaultRegion, Endpoint: emu.URL(), Auth: awsAuth}}}})
+	}
+	vp := &v1alpha1.VaultProvider{Server: b.addr, Path: "secret", Version: v1alpha1.VaultKVv2}
+	switch vaultAuth {
+	case "token":
+		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "vault-token"},
+			StringData: map[string]string{"token": b.root}})
+		vp.Auth.TokenSecretRef = &v1alpha1.SecretKeySelector{Name: "vault-token", Key: "token"}
+	case "approle":
+		rid, sid, err := setupAppRole(ctx, b)
+		if err != nil {
+			return fmt.Errorf("vault approle: %w", err)
+		}
+		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "vault-approle"},
+			StringData: map[string]string{"role-id": rid, "secret-id": sid}})
+		vp.Auth.AppRole = &v1alpha1.VaultAppRoleAuth{
+			RoleRef:   &v1alpha1.SecretKeySelector{Name: "vault-approle", Key: "role-id"},
+			SecretRef: v1alpha1.SecretKeySelector{Name: "vault-approle", Key: "secret-id"}}
+	default:
+		return fmt.Errorf("BENCH_VAULT_AUTH=%q: want approle or token", vaultAuth)
+	}
+	objs = append(objs, &v1alpha1.SecretStore{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "vault"},
+		Spec: v1alpha1.SecretStoreSpec{Provider: v1alpha1.StoreProvider{Vault: vp}}})
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			return fmt.Errorf("create %T %s: %w", o, o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func setupAppRole(ctx context.Context, b *bao) (string, string, error) {
+	lc := b.client.Logical()
+	if err := b.client.Sys().PutPolicyWithContext(ctx, "bench-read", `path "secret/data/bench/*" { capabilities = ["read"] }
+path "secret/metadata/bench/*" { capabilities = ["read"] }
+`); err != nil {
+		return "", "", err
+	}
+	if err := b.client.Sys().EnableAuthWithOptionsWithContext(ctx, "approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
+		return "", "", err
+	}
+	if _, err := lc.WriteWithContext(ctx, "auth/approle/role/bench", map[string]any{"token_policies": "bench-read", "token_ttl": "1h", "token_max_ttl": "24h"}); err != nil {
+		return "", "", err
+	}
+	r, err := lc.ReadWithContext(ctx, "auth/approle/role/bench/role-id")
+	if err != nil {
+		return "", "", err
+	}
+	s, err := lc.WriteWithContext(ctx, "auth/approle/role/bench/secret-id", nil)
+	if err != nil {
+		return "", "", err
+	}
+	rid, _ := r.Data["role_id"].(string)
+	sid, _ := s.Data["secret_id"].(string)
+	if rid == "" || sid == "" {
+		return "", "", fmt.Errorf("no role id / secret id")
+	}
+	return rid, sid, nil
+}
+
+func waitStoresReady(ctx context.Context, c client.Client) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		notReady := []string{}
+		for _, s := range stores {
+			st := &v1alpha1.SecretStore{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: s}, st); err != nil {
+				return err
+			}
+			cond := meta.FindStatusCondition(st.Status.Conditions, v1alpha1.ConditionReady)
+			if cond == nil || cond.Status != metav1.ConditionTrue {
+				msg := "(no status)"
+				if cond != nil {
+					msg = cond.Reason + ": " + cond.Message
+				}
+				notReady = append(notReady, s+" "+msg)
+			}
+		}
+		if len(notReady) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("SecretStores not Ready: %v", notReady)
+		}
+		if err := sleepUntil(ctx, time.Now().Add(200*time.Millisecond)); err != nil {
+			return err
+		}
+	}
+}
+
+// createESs creates ExternalSecrets names[j] (global index base+j) with 16 workers and
+// returns when each create was sent.
+func createESs(ctx context.Context, c client.Client, names []string, base int, cfg config) ([]time.Time, error) {
+	sent := make([]time.Time, len(names))
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= len(names) || ctx.Err() != nil {
+					return
+				}
+				g := base + j
+				store := stores[g%3]
+				idx := (g / 3) % cfg.M
+				ref := &v1alpha1.RemoteRef{}
+				switch store {
+				case "sm":
+					ref.Key = smKey(idx)
+				case "ssm":
+					ref.Key = ssmKey(idx)
+				default:
+					ref.Key, ref.Property = vaultKey(idx), "value"
+				}
+				es := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: names[j]},
+					Spec: v1alpha1.ExternalSecretSpec{
+						SecretStoreRef:  v1alpha1.StoreRef{Name: store},
+						RefreshInterval: &metav1.Duration{Duration: cfg.Refresh},
+						Data:            []v1alpha1.DataItem{{SecretKey: "value", RemoteRef: ref}},
+					}}
+				sent[j] = time.Now()
+				if err := c.Create(ctx, es); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("create ExternalSecret %s: %w", names[j], err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return sent, firstErr
+}
+
+// waitAllReady waits until every name is Ready or timeout; it returns how many are.
+func waitAllReady(ctx context.Context, r *readiness, names []string, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	lastLog := time.Now()
+	for {
+		n, other := r.countReady(names)
+		if n == len(names) {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			logf("timed out: %d/%d Ready; others by reason: %v", n, len(names), other)
+			return n, nil
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			logf("  %d/%d Ready; others by reason: %v", n, len(names), other)
+			lastLog = time.Now()
+		}
+		if err := sleepUntil(ctx, time.Now().Add(50*time.Millisecond)); err != nil {
+			return n, err
+		}
+	}
+}
+
+func createBigSecrets(ctx context.Context, c client.Client, count int) error {
+	blob := make([]byte, 100<<10)
+	for i := range blob {
+		blob[i] = byte('a' + i%26)
+	}
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= count || ctx.Err() != nil {
+					return
+				}
+				s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: unrelatedNS, Name: fmt.Sprintf("big-%05d", j)},
+					Data: map[string][]byte{"blob": blob}}
+				if err := c.Create(ctx, s); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("create Secret %s: %w", s.Name, err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+func countStillReady(ctx context.Context, c client.Client, names []string) int {
+	list := &v1alpha1.ExternalSecretList{}
+	if err := c.List(ctx, list, client.InNamespace(benchNamespace)); err != nil {
+		return -1
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	n := 0
+	for i := range list.Items {
+		if want[list.Items[i].Name] && isReady(&list.Items[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func fillMachine(res *results) {
+	res.Machine.CPUs = runtime.NumCPU()
+	res.Machine.Go = runtime.Version()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					res.Machine.CPUModel = strings.TrimSpace(v)
+					break
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == "MemTotal:" {
+				var kb int64
+				fmt.Sscan(f[1], &kb)
+				res.Machine.MemMiB = kb >> 10
+			}
+		}
+	}
+}
