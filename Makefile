@@ -23,6 +23,7 @@ generate: ## deepcopy, CRDs, RBAC; copies into the chart
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=secretsync-manager paths=./controllers/... output:rbac:dir=config/rbac
 	hack/sync-chart.sh
+	hack/gen-api-docs.sh
 
 verify: ## fails when anything generated is stale or a CRD is too large
 	hack/verify.sh

@@ -8,7 +8,7 @@ trap 'rm -rf "$TMP"' EXIT
 git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && xargs -0 cp --parents -t "$TMP")
 make -s -C "$TMP" generate >/dev/null
 status=0
-for d in api config charts; do
+for d in api config charts docs; do
   if ! diff -r "$ROOT/$d" "$TMP/$d" >/dev/null; then
     echo "verify: generated files under $d/ are stale; run 'make generate'" >&2
     diff -r "$ROOT/$d" "$TMP/$d" | head -40 >&2
