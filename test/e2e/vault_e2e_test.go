@@ -422,7 +422,14 @@ func TestVaultE2E(t *testing.T) {
 		e.externalSecret(t, ns, "db", func(es *v1alpha1.ExternalSecret) {
 			es.Spec.DataFrom = []v1alpha1.DataFromSource{{Dynamic: &v1alpha1.DynamicRef{Path: "database/creds/readonly", RenewPercent: 50}}}
 		})
-		es := e.waitReady(t, ns, "db", metav1.ConditionTrue, 30*time.Second)
+		e.waitReady(t, ns, "db", metav1.ConditionTrue, 30*time.Second)
+		// Let the reconciles that the Secret and status writes trigger settle: each
+		// must reuse the lease, not issue another one.
+		time.Sleep(2 * time.Second)
+		if n := e.bao.AuditCount(t, "database/creds/readonly"); n != 1 {
+			t.Fatalf("OpenBao issued %d credentials for one ExternalSecret, want 1 (a second issue leaks the first lease)", n)
+		}
+		es := e.getES(t, ns, "db")
 		if len(es.Status.Leases) != 1 {
 			t.Fatalf("status.leases = %+v", es.Status.Leases)
 		}
@@ -487,6 +494,36 @@ func TestVaultE2E(t *testing.T) {
 		Eventually(t, 30*time.Second, "the ExternalSecret to be gone (finalizer released)", func() bool {
 			err := e.kube.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "db"}, &v1alpha1.ExternalSecret{})
 			return apierrors.IsNotFound(err)
+		})
+	})
+
+	// Last: a stopped dev server comes back empty, so everything above is gone after it.
+	t.Run("a stopped Vault leaves the Secret untouched, Ready=False, and recovers when it returns", func(t *testing.T) {
+		ns := e.kube.Namespace(t, nil)
+		e.kvPut(t, "stopped/app", map[string]any{"v": "before"})
+		e.secretData(t, ns, "vault-token", map[string]string{"token": e.bao.RootToken})
+		e.store(t, ns, v1alpha1.VaultAuth{TokenSecretRef: &v1alpha1.SecretKeySelector{Name: "vault-token", Key: "token"}})
+		e.externalSecret(t, ns, "app", func(es *v1alpha1.ExternalSecret) {
+			es.Spec.RefreshInterval = &metav1.Duration{Duration: time.Second}
+			es.Spec.Data = []v1alpha1.DataItem{{SecretKey: "v", RemoteRef: &v1alpha1.RemoteRef{Key: "stopped/app", Property: "v"}}}
+		})
+		e.waitReady(t, ns, "app", metav1.ConditionTrue, 30*time.Second)
+		before := e.secret(t, ns, "app")
+
+		e.bao.Stop(t)
+		e.waitReady(t, ns, "app", metav1.ConditionFalse, 30*time.Second)
+		time.Sleep(2 * time.Second)
+		if s := e.secret(t, ns, "app"); s.ResourceVersion != before.ResourceVersion {
+			t.Fatalf("the Secret was written while Vault was down: %v", s.Data)
+		}
+
+		// Back on the same address with the same root token, but empty (dev server).
+		e.bao.Restart(t)
+		e.kvPut(t, "stopped/app", map[string]any{"v": "after"})
+		e.waitReady(t, ns, "app", metav1.ConditionTrue, 30*time.Second)
+		Eventually(t, 30*time.Second, "the Secret to follow the remote after Vault returned", func() bool {
+			s := e.secret(t, ns, "app")
+			return s != nil && string(s.Data["v"]) == "after"
 		})
 	})
 
