@@ -34,7 +34,7 @@ func fieldPath(list string, i int, field string) string {
 
 // fetchAll reads every source. Explicit data entries win over dataFrom keys; two
 // dataFrom sources producing one key is DuplicateKey.
-func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, h *fetch.Handle, admitted keyFilter, maxAge time.Duration, existing *corev1.Secret) (*fetched, *outcome) {
+func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, h *fetch.Handle, admitted keyFilter, maxAge time.Duration, existing *corev1.Secret, leases []v1alpha1.LeaseStatus) (*fetched, *outcome) {
 	f := &fetched{data: map[string][]byte{}}
 	fromDataFrom := map[string]string{} // key -> path that produced it
 	for i, src := range es.Spec.DataFrom {
@@ -47,7 +47,7 @@ func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, 
 		case src.Find != nil:
 			kv, o = r.find(ctx, h, base, src.Find, f, admitted, maxAge)
 		case src.Dynamic != nil:
-			kv, o = r.dynamic(ctx, es, h, base, src, f, existing)
+			kv, o = r.dynamic(ctx, es, h, base, src, f, existing, leases)
 		}
 		if o != nil {
 			return f, o

@@ -42,9 +42,9 @@ func dynamicSources(es *v1alpha1.ExternalSecret) map[string]*v1alpha1.DynamicRef
 }
 
 // leaseRenewalDue reports whether any recorded lease has reached its renewal time.
-func leaseRenewalDue(es *v1alpha1.ExternalSecret, now time.Time) bool {
+func leaseRenewalDue(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus, now time.Time) bool {
 	srcs := dynamicSources(es)
-	for _, l := range es.Status.Leases {
+	for _, l := range leases {
 		if d, ok := srcs[l.Path]; ok && !now.Before(renewAt(l, renewPercent(d))) {
 			return true
 		}
@@ -53,10 +53,10 @@ func leaseRenewalDue(es *v1alpha1.ExternalSecret, now time.Time) bool {
 }
 
 // nextLeaseEvent is the earliest renewal time of the recorded leases (zero: none).
-func nextLeaseEvent(es *v1alpha1.ExternalSecret) time.Time {
+func nextLeaseEvent(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus) time.Time {
 	var next time.Time
 	srcs := dynamicSources(es)
-	for _, l := range es.Status.Leases {
+	for _, l := range leases {
 		if d, ok := srcs[l.Path]; ok {
 			if at := renewAt(l, renewPercent(d)); next.IsZero() || at.Before(next) {
 				next = at
@@ -70,7 +70,7 @@ func nextLeaseEvent(es *v1alpha1.ExternalSecret) time.Time {
 // kept (renewed when due) and its data is taken from memory or, after a restart,
 // from the target Secret, so a restart issues no new credentials. Otherwise new
 // credentials are issued and the old lease is revoked after the Secret is written.
-func (r *Reconciler) dynamic(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, path string, src v1alpha1.DataFromSource, f *fetched, existing *corev1.Secret) (map[string][]byte, *outcome) {
+func (r *Reconciler) dynamic(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, path string, src v1alpha1.DataFromSource, f *fetched, existing *corev1.Secret, leases []v1alpha1.LeaseStatus) (map[string][]byte, *outcome) {
 	d := src.Dynamic
 	leaser, ok := h.Client().(provider.Leaser)
 	if !ok {
@@ -81,7 +81,7 @@ func (r *Reconciler) dynamic(ctx context.Context, es *v1alpha1.ExternalSecret, h
 		f.dynamicData = map[string]map[string][]byte{}
 	}
 	now := r.Clock.Now()
-	if cur := findLease(es.Status.Leases, d.Path); cur != nil && now.Before(cur.ExpiresAt.Time) {
+	if cur := findLease(leases, d.Path); cur != nil && now.Before(cur.ExpiresAt.Time) {
 		if data := r.leaseData(es, cur, src, existing); data != nil {
 			l := *cur
 			if !now.Before(renewAt(l, renewPercent(d))) {
@@ -106,7 +106,7 @@ issue:
 		o := providerFailure(path+".dynamic: path \""+d.Path+"\"", err)
 		return nil, &o
 	}
-	if cur := findLease(es.Status.Leases, d.Path); cur != nil {
+	if cur := findLease(leases, d.Path); cur != nil {
 		f.superseded = append(f.superseded, cur.ID)
 	}
 	issued := metav1.NewTime(now)

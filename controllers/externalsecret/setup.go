@@ -107,11 +107,14 @@ func (j *jitter) NumRequeues(item reconcile.Request) int { return j.inner.NumReq
 // nextRefresh is when to look again: the next refresh slot or lease renewal.
 func (r *Reconciler) nextRefresh(es *v1alpha1.ExternalSecret, _ outcome) time.Duration {
 	now := r.Clock.Now()
-	next := time.Time{}
+	next, leases := time.Time{}, es.Status.Leases
 	if m, ok := r.mem.get(es.UID); ok {
 		next = m.next
+		if m.leases != nil {
+			leases = m.leases
+		}
 	}
-	if l := nextLeaseEvent(es); !l.IsZero() && (next.IsZero() || l.Before(next)) {
+	if l := nextLeaseEvent(es, leases); !l.IsZero() && (next.IsZero() || l.Before(next)) {
 		next = l
 	}
 	if next.IsZero() {

@@ -23,6 +23,9 @@ type memory struct {
 	generation int64
 	forceSync  string
 	dynamic    map[string]map[string][]byte // dynamic source data by path (never persisted)
+	// leases as last written to status: the cached object may not show them yet,
+	// and issuing again because of a stale read would leak a lease.
+	leases []v1alpha1.LeaseStatus
 }
 
 type memoryStore struct{ m sync.Map }
@@ -53,7 +56,11 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	force := es.Annotations[v1alpha1.AnnotationForceSync]
 	drift := r.drifted(ctx, es, existing)
 
-	upToDate := es.Status.ObservedGeneration == es.Generation && isReady(es) && !drift && !leaseRenewalDue(es, now)
+	leases := es.Status.Leases
+	if known && mem.leases != nil {
+		leases = mem.leases
+	}
+	upToDate := es.Status.ObservedGeneration == es.Generation && isReady(es) && !drift && !leaseRenewalDue(es, leases, now)
 	if !known && upToDate {
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
@@ -62,7 +69,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	forced := known && force != mem.forceSync
 	due := !known || mem.generation != es.Generation || forced || drift || !isReady(es) ||
-		(!mem.next.IsZero() && !now.Before(mem.next)) || leaseRenewalDue(es, now)
+		(!mem.next.IsZero() && !now.Before(mem.next)) || leaseRenewalDue(es, leases, now)
 	if !due {
 		return outcome{keep: true}
 	}
@@ -71,12 +78,15 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if forced {
 		maxAge = 0
 	}
-	out := r.refresh(ctx, es, store, existing, maxAge)
+	out := r.refresh(ctx, es, store, existing, maxAge, leases)
 	out.fetched = true
 	mem.generation, mem.forceSync = es.Generation, force
 	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID))
 	if out.dynamicData != nil {
 		mem.dynamic = out.dynamicData
+	}
+	if out.err == nil {
+		mem.leases = out.leases
 	}
 	r.mem.put(es.UID, mem)
 	return out
@@ -101,7 +111,7 @@ func (r *Reconciler) drifted(ctx context.Context, es *v1alpha1.ExternalSecret, e
 }
 
 // refresh fetches every source, renders and writes the target.
-func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, existing *corev1.Secret, maxAge time.Duration) outcome {
+func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, existing *corev1.Secret, maxAge time.Duration, leases []v1alpha1.LeaseStatus) outcome {
 	h, err := r.Fetcher.For(ctx, store, es.Namespace)
 	if err != nil {
 		return providerFailure("spec.secretStoreRef", err)
@@ -114,7 +124,7 @@ func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, s
 		}
 		filter = func(k string) bool { return keyAllowed(k, admitted) }
 	}
-	f, o := r.fetchAll(ctx, es, store, h, filter, maxAge, existing)
+	f, o := r.fetchAll(ctx, es, store, h, filter, maxAge, existing, leases)
 	if o != nil {
 		if len(f.notFound) > 0 && es.Status.SyncedAt != nil {
 			return r.remoteGone(ctx, es, existing, f, *o)
