@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -39,6 +40,9 @@ type Options struct {
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
 	// Clock for the ExternalSecret controller (nil: wall clock).
 	Clock externalsecret.Clock
+	// SkipNameValidation lets tests run several operators in one process
+	// (controller-runtime refuses a second controller with the same name otherwise).
+	SkipNameValidation bool
 }
 
 // New builds a manager with every controller registered.
@@ -66,6 +70,7 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		// Released on shutdown so a rolling update does not wait for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
