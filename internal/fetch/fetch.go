@@ -183,6 +183,9 @@ type Handle struct {
 	pending  []*call
 	timer    bool
 	inserts  int
+	// demand and sweepOff drive the sweep (batching clients only): see sweep.
+	demand   map[provider.Ref]*demand
+	sweepOff bool // the last batch call failed as a whole: do not add to the load
 
 	findMu    sync.Mutex
 	findCache map[string]cachedFind
@@ -205,9 +208,25 @@ type call struct {
 	err  error
 }
 
+// demand is what the sweep knows of a ref readers ask for (never its value): how
+// fresh they want it, when it was last read, and how many sweeps read it for nobody.
+type demand struct {
+	maxAge  time.Duration // the last non-zero maxAge a reader asked with
+	fetched time.Time     // last successful read
+	idle    int           // sweeps since a reader last asked for it
+}
+
+const (
+	// maxIdleSweeps: a ref swept this many times without a reader asking for it in
+	// between (its ExternalSecret is gone or changed) is forgotten.
+	maxIdleSweeps = 2
+	// sweepCalls bounds one sweep to this many batch calls' worth of refs.
+	sweepCalls = 10
+)
+
 func newHandle(name string, c provider.Client, opts Options) *Handle {
 	return &Handle{provider: name, client: c, opts: opts,
-		cache: map[provider.Ref]cached{}, inflight: map[provider.Ref]*call{},
+		cache: map[provider.Ref]cached{}, inflight: map[provider.Ref]*call{}, demand: map[provider.Ref]*demand{},
 		findCache: map[string]cachedFind{}, findCalls: map[string]*findCall{}}
 }
 
@@ -222,9 +241,19 @@ func (h *Handle) close(ctx context.Context) { _ = h.client.Close(ctx) }
 
 // Get reads ref. A value read less than maxAge ago is reused (maxAge 0 forces a
 // read); identical concurrent reads share one backend call; distinct reads within
-// BatchWindow share a batch call when the client supports batching.
+// BatchWindow share a batch call when the client supports batching, and that call
+// also refreshes other refs whose values went stale (see sweep).
 func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration) (provider.Secret, error) {
+	bg, batching := h.client.(provider.BatchGetter)
 	h.mu.Lock()
+	if d := h.demand[ref]; d != nil {
+		d.idle = 0
+		if maxAge > 0 {
+			d.maxAge = maxAge
+		}
+	} else if batching && maxAge > 0 {
+		h.demand[ref] = &demand{maxAge: maxAge}
+	}
 	if c, ok := h.cache[ref]; ok && maxAge > 0 && h.opts.Now().Sub(c.at) < maxAge {
 		h.mu.Unlock()
 		return c.s, nil
@@ -233,7 +262,7 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
-		if bg, batching := h.client.(provider.BatchGetter); batching {
+		if batching {
 			h.enqueue(ctx, bg, cl)
 		} else {
 			go h.single(context.WithoutCancel(ctx), cl)
@@ -252,22 +281,94 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 func (h *Handle) enqueue(ctx context.Context, bg provider.BatchGetter, cl *call) {
 	h.pending = append(h.pending, cl)
 	if len(h.pending) >= bg.MaxBatch() {
-		batch := h.pending
-		h.pending = nil
-		go h.batch(context.WithoutCancel(ctx), bg, batch)
+		batches := h.takeBatches(bg.MaxBatch())
+		go h.runBatches(context.WithoutCancel(ctx), bg, batches)
 		return
 	}
 	if !h.timer {
 		h.timer = true
 		time.AfterFunc(h.opts.BatchWindow, func() {
 			h.mu.Lock()
-			batch := h.pending
-			h.pending, h.timer = nil, false
-			h.mu.Unlock()
-			if len(batch) > 0 {
-				h.batch(context.WithoutCancel(ctx), bg, batch)
+			var batches [][]*call
+			if len(h.pending) > 0 {
+				batches = h.takeBatches(bg.MaxBatch())
 			}
+			h.timer = false
+			h.mu.Unlock()
+			h.runBatches(context.WithoutCancel(ctx), bg, batches)
 		})
+	}
+}
+
+// takeBatches empties the pending batch, adds the sweep and cuts the lot into
+// calls of at most max refs, the pending (waited for) refs first; h.mu is held.
+func (h *Handle) takeBatches(max int) [][]*call {
+	calls := h.sweep(h.pending, sweepCalls*max)
+	h.pending = nil
+	var out [][]*call
+	for len(calls) > 0 {
+		n := min(max, len(calls))
+		out = append(out, calls[:n])
+		calls = calls[n:]
+	}
+	return out
+}
+
+// sweep adds to calls (up to limit) the refs readers asked for before whose last
+// read is older than the maxAge they ask with: they will be asked for again soon.
+//
+// This is what makes a refresh round cheap. The ExternalSecrets of one store refresh
+// in a round, spread over a few seconds (controllers/externalsecret nextSlot), each
+// accepting a value read earlier in the same round (cacheWindow). Without the sweep
+// each reader arriving after the batch window has closed costs a batch call of its
+// own (100 ExternalSecrets over one second: about 50 calls). With it, the first read
+// of a round refreshes every stale ref of the store in full batches and the rest of
+// the round is served from the cache.
+//
+// A ref swept maxIdleSweeps times with no reader asking for it in between is
+// forgotten, and nothing is swept while batch calls fail (throttling, an outage),
+// so the sweep never adds load to a backend in trouble. h.mu is held.
+func (h *Handle) sweep(calls []*call, limit int) []*call {
+	if h.sweepOff || len(calls) >= limit {
+		return calls
+	}
+	now := h.opts.Now()
+	for ref, d := range h.demand {
+		if len(calls) >= limit {
+			break
+		}
+		if d.maxAge <= 0 || now.Sub(d.fetched) < d.maxAge {
+			continue
+		}
+		if _, busy := h.inflight[ref]; busy {
+			continue
+		}
+		if d.idle >= maxIdleSweeps {
+			delete(h.demand, ref)
+			continue
+		}
+		d.idle++ // a reader asking for ref resets it
+		cl := &call{ref: ref, done: make(chan struct{})}
+		h.inflight[ref] = cl
+		calls = append(calls, cl)
+	}
+	return calls
+}
+
+// runBatches makes the batch calls one after the other (a sweep never bursts). The
+// first holds every waiting reader; once a call fails as a whole, the rest (swept
+// refs only) are not sent and share its error.
+func (h *Handle) runBatches(ctx context.Context, bg provider.BatchGetter, batches [][]*call) {
+	var failed error
+	for _, b := range batches {
+		if failed != nil {
+			for _, c := range b {
+				c.err = failed
+				h.finish(c)
+			}
+			continue
+		}
+		failed = h.batch(ctx, bg, b)
 	}
 }
 
@@ -277,13 +378,16 @@ func (h *Handle) single(ctx context.Context, cl *call) {
 	h.finish(cl)
 }
 
-func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*call) {
+func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*call) error {
 	refs := make([]provider.Ref, len(calls))
 	for i, c := range calls {
 		refs[i] = c.ref
 	}
 	res, err := bg.GetSecrets(ctx, refs)
 	count(h.provider, "batch_get", err)
+	h.mu.Lock()
+	h.sweepOff = err != nil
+	h.mu.Unlock()
 	for i, c := range calls {
 		switch {
 		case err != nil:
@@ -295,6 +399,7 @@ func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*ca
 		}
 		h.finish(c)
 	}
+	return err
 }
 
 func (h *Handle) finish(cl *call) {
@@ -303,6 +408,9 @@ func (h *Handle) finish(cl *call) {
 	if cl.err == nil {
 		now := h.opts.Now()
 		h.cache[cl.ref] = cached{s: cl.s, at: now}
+		if d := h.demand[cl.ref]; d != nil {
+			d.fetched = now
+		}
 		// Values are only reused for a refresh round (well under maxCacheAge), so
 		// older ones are dropped now and then: the cache never grows without bound.
 		if h.inserts++; h.inserts%256 == 0 {
