@@ -30,9 +30,11 @@ func spread(interval time.Duration) time.Duration {
 }
 
 // cacheWindow is how old a value read by another ExternalSecret of the same round
-// may be and still be reused instead of calling the backend again.
+// may be and still be reused instead of calling the backend again. It stays under
+// half the interval, so a refresh never reuses the previous round's value (with
+// short intervals spread+5s would span several rounds and a rotation would wait).
 func cacheWindow(interval time.Duration) time.Duration {
-	return spread(interval) + 5*time.Second
+	return min(spread(interval)+5*time.Second, interval/2)
 }
 
 func hash64(s string) uint64 {
