@@ -117,6 +117,8 @@ func StartOperator(t testing.TB, kube *testenv.Kube, reg *provider.Registry, mut
 		OperatorNamespace: OperatorNamespace,
 		Workers:           10,
 		StoreRecheck:      time.Minute,
+		// Several operators run in one test process (one per top-level test).
+		SkipNameValidation: true,
 		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
 			c, err := client.NewWithWatch(cfg, opts)
 			if err != nil {
