@@ -239,6 +239,7 @@ func (e *vaultEnv) secret(t *testing.T, ns, name string) *corev1.Secret {
 
 func TestVaultE2E(t *testing.T) {
 	e := startVaultEnv(t)
+	top := t // the restarted operator must outlive the subtest that restarts it
 	ctx := context.Background()
 	dbItems := []v1alpha1.DataItem{
 		{SecretKey: "password", RemoteRef: &v1alpha1.RemoteRef{Key: "app/db", Property: "password"}},
@@ -463,7 +464,7 @@ func TestVaultE2E(t *testing.T) {
 		// Restart the operator: the valid lease and the Secret's credentials are kept.
 		e.canaries = append(e.canaries, pw)
 		e.op.Stop(t)
-		e.op = startChildOperator(t, e.kube)
+		e.op = startChildOperator(top, e.kube)
 		e.ops = append(e.ops, e.op)
 		es = e.getES(t, ns, "db")
 		es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "after-restart"}
