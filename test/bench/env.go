@@ -77,6 +77,8 @@ type kube struct {
 	c          client.Client
 	auditLog   string
 	kubeconfig string // the operator's user
+	// PIDs of kube-apiserver and etcd (0 if not found), for CPU accounting.
+	apiPID, etcdPID int
 }
 
 func startKube(root, dir string, cl *cleanups) (*kube, error) {
@@ -125,6 +127,16 @@ func startKube(root, dir string, cl *cleanups) (*kube, error) {
 		return nil, err
 	}
 	k.kubeconfig = filepath.Join(dir, "operator.kubeconfig")
+	if pids := findPIDs("kube-apiserver", k.auditLog); len(pids) == 1 {
+		k.apiPID = pids[0]
+		for _, a := range strings.Fields(cmdline(k.apiPID)) {
+			if url, ok := strings.CutPrefix(a, "--etcd-servers="); ok {
+				if pids := findPIDs("etcd", "--listen-client-urls="+url); len(pids) == 1 {
+					k.etcdPID = pids[0]
+				}
+			}
+		}
+	}
 	return k, os.WriteFile(k.kubeconfig, kc, 0o600)
 }
 

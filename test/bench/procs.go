@@ -432,3 +432,53 @@ func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {
 	})
 	return kw, err
 }
+
+// findPIDs returns the PIDs of the processes whose command line contains every one of
+// substrs (read from /proc, our own processes only in practice: the strings are
+// paths and ports of this run).
+func findPIDs(substrs ...string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		ok := true
+		for _, s := range substrs {
+			if !strings.Contains(cmd, s) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.ReplaceAll(string(b), "\x00", " ")
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

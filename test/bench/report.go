@@ -39,6 +39,13 @@ func report(r *results) {
 		row("cold burst: all Ready", "NOT MEASURED (%d of %d Ready)", r.ColdReady, r.N)
 	}
 	row("cold burst: RSS peak", "%.0f MiB", r.ColdRSSMiB)
+	if len(r.ColdCPU) > 0 {
+		parts := []string{}
+		for _, k := range sortedKeys(r.ColdCPU) {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, r.ColdCPU[k]))
+		}
+		row("cold burst: CPU seconds", "%s (load average at start %s)", strings.Join(parts, ", "), r.ColdLoadAvg)
+	}
 	if r.ColdVault != nil && r.ColdKubeWrites != nil {
 		row("cold burst: backend / kube", "AWS %s; Vault %d requests (logins %d, KV reads %d); Kubernetes writes %d (%s)",
 			fmtMap(r.ColdAWSCalls), r.ColdVault.Total, r.ColdVault.Logins, r.ColdVault.Reads, r.ColdKubeWrites.Total, fmtMap(r.ColdKubeWrites.ByKind))
@@ -84,4 +91,13 @@ func report(r *results) {
 		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
 	}
 	fmt.Println(string(b))
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

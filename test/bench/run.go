@@ -99,6 +99,10 @@ type results struct {
 	ColdAWSCalls   map[string]int `json:"cold_aws_calls,omitempty"`
 	ColdVault      *vaultCounts   `json:"cold_vault,omitempty"`
 	ColdKubeWrites *kubeWrites    `json:"cold_kube_writes,omitempty"`
+	// CPU seconds used during the cold burst by each process, and the machine's load
+	// average when it started (other work on the machine shows up there).
+	ColdCPU     map[string]float64 `json:"cold_cpu_s,omitempty"`
+	ColdLoadAvg string             `json:"cold_loadavg_at_start,omitempty"`
 
 	Steady     *steadyResult `json:"steady,omitempty"`
 	New        *newResult    `json:"new_during_refresh,omitempty"`
@@ -217,6 +221,14 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	logf("cold burst: creating %d ExternalSecrets", cfg.N)
 	emu.ResetCalls()
 	cva0, cka0 := fileSize(b.auditLog), fileSize(k.auditLog)
+	res.ColdLoadAvg = loadAvg()
+	cpuPIDs := map[string]int{"operator": op.p.pid(), "kube-apiserver": k.apiPID, "etcd": k.etcdPID, "openbao": b.p.pid(), "bench (incl. AWS emulator)": os.Getpid()}
+	cpuStart := map[string]float64{}
+	for name, pid := range cpuPIDs {
+		if pid > 0 {
+			cpuStart[name], _ = cpuSeconds(pid)
+		}
+	}
 	t0 := time.Now()
 	if _, err := createESs(ctx, c, names, 0, cfg); err != nil {
 		return err
@@ -241,6 +253,12 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 		}
 	}
 	res.ColdReadyS = last.Sub(t0).Seconds()
+	res.ColdCPU = map[string]float64{}
+	for name, c0 := range cpuStart {
+		if c1, err := cpuSeconds(cpuPIDs[name]); err == nil {
+			res.ColdCPU[name] = c1 - c0
+		}
+	}
 	res.ColdAWSCalls = map[string]int{}
 	for op, n := range emu.CallCounts() {
 		if strings.Contains(op, ".") {
@@ -255,6 +273,12 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	}
 	res.ColdRate = float64(cfg.N) / res.ColdReadyS
 	logf("cold burst: all %d Ready in %.2fs (%.0f/s), RSS peak so far %.0f MiB", cfg.N, res.ColdReadyS, res.ColdRate, res.ColdRSSMiB)
+
+	if cfg.ColdOnly {
+		res.RSSPeakMiB = mib(op.rss.Peak())
+		res.Missing = append(res.Missing, "BENCH_COLD_ONLY=1: steady state, new during refresh, unrelated Secrets and restart not run")
+		return nil
+	}
 
 	// ---- 2. steady state
 	phases := make([]time.Duration, len(stores))
