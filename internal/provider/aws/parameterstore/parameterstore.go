@@ -41,31 +41,15 @@ type ssmAPI interface {
 	DescribeParameters(ctx context.Context, in *ssm.DescribeParametersInput, optFns ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error)
 }
 
-// Provider builds Parameter Store clients.
-type Provider struct{ opts awsp.Options }
-
 // New returns the provider with production settings.
-func New() provider.Provider { return &Provider{} }
+func New() provider.Provider { return NewWithOptions(awsp.Options{}) }
 
 // NewWithOptions returns the provider with tuned shared settings (tests: short
 // backoff; metrics: an observer).
-func NewWithOptions(opts awsp.Options) provider.Provider { return &Provider{opts: opts} }
-
-func (p *Provider) Name() string { return Name }
-
-func (p *Provider) ValidateStore(store v1alpha1.GenericStore) error {
-	return awsp.ValidateStore(store, v1alpha1.AWSServiceParameterStore)
-}
-
-func (p *Provider) NewClient(ctx context.Context, store v1alpha1.GenericStore, kube provider.Kube, namespace string) (provider.Client, error) {
-	if err := p.ValidateStore(store); err != nil {
-		return nil, err
-	}
-	cfg, err := awsp.NewConfig(ctx, store, kube, namespace, p.opts)
-	if err != nil {
-		return nil, err
-	}
-	return &Client{api: ssm.NewFromConfig(cfg)}, nil
+func NewWithOptions(opts awsp.Options) provider.Provider {
+	return awsp.NewProvider(Name, v1alpha1.AWSServiceParameterStore, opts, func(cfg awssdk.Config) provider.Client {
+		return &Client{api: ssm.NewFromConfig(cfg)}
+	})
 }
 
 // Client reads one account and region as one identity; safe for concurrent use.
