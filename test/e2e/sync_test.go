@@ -97,6 +97,7 @@ func TestSync(t *testing.T) {
 	kube := testenv.StartKube(t)
 	env := &syncEnv{kube: kube, mem: memory.New("vault")}
 	env.op = StartOperator(t, kube, provider.NewRegistry(env.mem))
+	top := t // an operator restarted in a subtest must outlive that subtest
 	c := kube.Client
 	ctx := context.Background()
 
@@ -354,6 +355,35 @@ func TestSync(t *testing.T) {
 		if got := env.mem.KeyCalls(ns + "/shared"); got != 1 {
 			t.Fatalf("%d backend calls for 50 ExternalSecrets on one key, want 1", got)
 		}
+	})
+
+	t.Run("an operator restart does not refetch ExternalSecrets that are in sync", func(t *testing.T) {
+		ns := kube.Namespace(t, nil)
+		env.store(t, ns)
+		env.mem.Put(ns+"/k", []byte("v"), nil)
+		for i := 0; i < 20; i++ {
+			env.es(t, ns, fmt.Sprintf("r-%d", i), func(es *v1alpha1.ExternalSecret) { es.Spec.Data = []v1alpha1.DataItem{remote(ns+"/k", "k")} })
+		}
+		for i := 0; i < 20; i++ {
+			env.waitReason(t, ns, fmt.Sprintf("r-%d", i), v1alpha1.ReasonSynced)
+		}
+		env.op.Stop()
+		before, writes := env.mem.KeyCalls(ns+"/k"), env.op.Writes.InNamespace(ns)
+		env.op = StartOperator(top, kube, provider.NewRegistry(env.mem))
+		// The new operator sees every ExternalSecret (its cache syncs) and waits for
+		// each one's refresh slot instead of reading the backend now.
+		time.Sleep(5 * time.Second)
+		if got := env.mem.KeyCalls(ns+"/k") - before; got != 0 {
+			t.Fatalf("%d backend reads right after a restart, want 0", got)
+		}
+		if got := env.op.Writes.InNamespace(ns); got != 0 {
+			t.Fatalf("%d API writes right after a restart (before %d), want 0", got, writes)
+		}
+		// It is really running: drift is still repaired.
+		s := env.secret(t, ns, "r-0")
+		s.Data["k"] = []byte("tampered")
+		must(t, c.Update(ctx, s))
+		Eventually(t, 10*time.Second, "edit repaired by the restarted operator", func() bool { return string(env.secret(t, ns, "r-0").Data["k"]) == "v" })
 	})
 
 	t.Run("immutable target: a remote change is TargetImmutable and data stays", func(t *testing.T) {
