@@ -73,6 +73,11 @@ func report(r *results) {
 	row("operator RSS peak (VmHWM)", "%.0f MiB", r.RSSPeakMiB)
 	if h := r.Herd; h != nil {
 		row("restart: AWS calls", "%d in %.0f s: peak %d/s, mean %.2f/s (%s)", h.AWSTotal, h.WindowS, h.PeakPerS, h.MeanPerS, fmtMap(h.AWSCalls))
+		fr := []string{}
+		for _, k := range sortedKeys(h.FirstRoundS) {
+			fr = append(fr, fmt.Sprintf("%s %.0f s", k, h.FirstRoundS[k]))
+		}
+		row("restart: first round after start", "%s (%d inside the window; operator was down %.0f s)", strings.Join(fr, ", "), h.RoundsInWindow, h.DownS)
 		row("restart: Vault requests", "%d (logins %d, KV reads %d)", h.Vault.Total, h.Vault.Logins, h.Vault.Reads)
 		row("restart: Kubernetes writes", "%d (%s)", h.KubeWrites.Total, fmtMap(h.KubeWrites.ByKind))
 		row("restart: still Ready / RSS peak", "%d, %.0f MiB", h.ReadyAfter, h.RSSPeakMiB)

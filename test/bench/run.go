@@ -72,7 +72,12 @@ type herdResult struct {
 	Vault      vaultCounts    `json:"vault"`
 	KubeWrites kubeWrites     `json:"kube_writes"`
 	ReadyAfter int            `json:"ready_after"`
-	RSSPeakMiB float64        `json:"rss_peak_mib"`
+	// Seconds from the restart to each store's first round after it, and how many of
+	// those rounds fell inside the window.
+	FirstRoundS    map[string]float64 `json:"first_round_after_restart_s"`
+	RoundsInWindow int                `json:"rounds_in_window"`
+	DownS          float64            `json:"operator_down_s"`
+	RSSPeakMiB     float64            `json:"rss_peak_mib"`
 }
 
 type results struct {
@@ -398,15 +403,25 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	}
 	if cfg.Herd > 0 {
 		logf("restart: stopping the operator")
+		stopAt := time.Now()
 		op.stop()
+		rt, inWin := restartTime(time.Now().Add(time.Second), cfg.Refresh, cfg.Herd, phases)
+		logf("restart: starting it at %s (first rounds of %d stores inside the %s window)", rt.Format("15:04:05"), inWin, cfg.Herd)
+		if err := sleepUntil(ctx, rt); err != nil {
+			return err
+		}
 		emu.ResetCalls()
 		va0, ka0 := fileSize(b.auditLog), fileSize(k.auditLog)
 		op2, err := startOperator(bin, k.kubeconfig, dir, cfg.OperatorArgs, cl)
 		if err != nil {
 			return err
 		}
-		h := &herdResult{AWSCalls: map[string]int{}}
+		h := &herdResult{AWSCalls: map[string]int{}, FirstRoundS: map[string]float64{}, RoundsInWindow: inWin}
 		ts := time.Now()
+		h.DownS = ts.Sub(stopAt).Seconds()
+		for i, s := range stores {
+			h.FirstRoundS[s] = firstRoundAfterStart(ts, cfg.Refresh, phases[i]).Seconds()
+		}
 		prev := 0
 		for i := 1; time.Duration(i)*time.Second <= cfg.Herd; i++ {
 			if err := sleepUntil(ctx, ts.Add(time.Duration(i)*time.Second)); err != nil {
