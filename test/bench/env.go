@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -354,16 +353,6 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	case <-time.After(d):
 		return nil
 	}
-}
-
-func httpOK(url string) bool {
-	hc := &http.Client{Timeout: time.Second}
-	resp, err := hc.Get(url)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // restartTime picks the start-up moment (at or after earliest) for the restart
