@@ -29,8 +29,8 @@ func main() {
 	flag.StringVar(&o.Namespace, "namespace", "", "watch only this namespace (default: all)")
 	flag.StringVar(&o.OperatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the operator (holds the data-hash key Secret)")
 	flag.DurationVar(&o.StoreRecheck, "store-recheck", 5*time.Minute, "how often a Ready store is checked against its backend again")
-	flag.Float64Var(&qps, "kube-api-qps", 50, "Kubernetes API queries per second")
-	flag.IntVar(&burst, "kube-api-burst", 100, "Kubernetes API burst")
+	flag.Float64Var(&qps, "kube-api-qps", 200, "Kubernetes API queries per second (per resource type: controller-runtime gives each its own client)")
+	flag.IntVar(&burst, "kube-api-burst", 400, "Kubernetes API burst")
 	zo := zap.Options{}
 	zo.BindFlags(flag.CommandLine) // --zap-log-level, --zap-encoder (json|console), ...
 	flag.Parse()

@@ -49,7 +49,11 @@ func hash64(s string) uint64 {
 // spread. So one store's ExternalSecrets refresh together (one batched read per
 // round) while stores are spread over the interval, and an operator restart does
 // not move anybody's slot: there is no herd after a restart.
-func nextSlot(t time.Time, interval time.Duration, storeKey, uid string) time.Time {
+//
+// After a refresh the next slot is at least half an interval away, so a fresh sync is
+// not repeated at once; after a restart (fresh=false) the very next slot is kept,
+// since nobody knows how long ago the last refresh was.
+func nextSlot(t time.Time, interval time.Duration, storeKey, uid string, fresh bool) time.Time {
 	if interval <= 0 {
 		return time.Time{}
 	}
@@ -62,8 +66,7 @@ func nextSlot(t time.Time, interval time.Duration, storeKey, uid string) time.Ti
 	n := t.UnixNano() - int64(base)
 	k := n / int64(interval)
 	next := time.Unix(0, (k+1)*int64(interval)+int64(base))
-	// At least half an interval after t, so a fresh sync is not immediately repeated.
-	if next.Sub(t) < interval/2 {
+	if fresh && next.Sub(t) < interval/2 {
 		next = next.Add(interval)
 	}
 	return next

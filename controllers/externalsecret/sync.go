@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/provider"
 )
 
 // memory is what the controller remembers about an ExternalSecret between
@@ -64,7 +65,8 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if !known && upToDate {
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
-		r.mem.put(es.UID, memory{next: nextSlot(now, interval, storeKey(es), string(es.UID)), generation: es.Generation, forceSync: force})
+		r.mem.put(es.UID, memory{next: nextSlot(now, interval, storeKey(es), string(es.UID), false), generation: es.Generation, forceSync: force})
+		r.expect(ctx, es, store, cacheWindow(interval))
 		return outcome{keep: true}
 	}
 	forced := known && force != mem.forceSync
@@ -81,7 +83,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	out := r.refresh(ctx, es, store, existing, maxAge, leases)
 	out.fetched = true
 	mem.generation, mem.forceSync = es.Generation, force
-	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID))
+	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID), true)
 	if out.dynamicData != nil {
 		mem.dynamic = out.dynamicData
 	}
@@ -90,6 +92,26 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	r.mem.put(es.UID, mem)
 	return out
+}
+
+// expect tells the fetch layer which keys es will read at its next refresh, so that
+// after a restart the store's first round is read in full batches too (the fetch
+// layer's record of what is read lives in memory). It makes no backend call.
+func (r *Reconciler) expect(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, maxAge time.Duration) {
+	h, err := r.Fetcher.For(ctx, store, es.Namespace)
+	if err != nil {
+		return // the refresh itself will report it
+	}
+	for _, d := range es.Spec.Data {
+		if d.RemoteRef != nil {
+			h.Expect(provider.Ref{Key: d.RemoteRef.Key, Version: d.RemoteRef.Version}, maxAge)
+		}
+	}
+	for _, d := range es.Spec.DataFrom {
+		if d.Extract != nil {
+			h.Expect(provider.Ref{Key: d.Extract.Key, Version: d.Extract.Version}, maxAge)
+		}
+	}
 }
 
 func isReady(es *v1alpha1.ExternalSecret) bool {

@@ -239,6 +239,20 @@ func (h *Handle) Provider() string { return h.provider }
 
 func (h *Handle) close(ctx context.Context) { _ = h.client.Close(ctx) }
 
+// Expect records that a reader will ask for ref with maxAge (an ExternalSecret that
+// a restarted operator found in sync). The ref has no value yet, so the first batch
+// call of the store's next round sweeps it in with the others. No backend call.
+func (h *Handle) Expect(ref provider.Ref, maxAge time.Duration) {
+	if _, batching := h.client.(provider.BatchGetter); !batching || maxAge <= 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.demand[ref]; !ok {
+		h.demand[ref] = &demand{maxAge: maxAge}
+	}
+}
+
 // Get reads ref. A value read less than maxAge ago is reused (maxAge 0 forces a
 // read); identical concurrent reads share one backend call; distinct reads within
 // BatchWindow share a batch call when the client supports batching, and that call
