@@ -51,6 +51,9 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		o.Workers = 20
 	}
 	cacheOpts := cache.Options{
+		// managedFields are never read by the operator and are a large part of every
+		// cached object; an Update without them leaves the server's copy unchanged.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		// Only Secrets we manage are cached: unrelated Secrets cost no memory.
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManaged: "true"})},
