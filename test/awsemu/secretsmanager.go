@@ -658,12 +658,9 @@ func (s *Server) smBatchGet(in batchGetIn) (any, *apiError) {
 		}
 		return out, nil
 	}
-	max := 20
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 20 {
-			return nil, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 20", *in.MaxResults)
-		}
-		max = *in.MaxResults
+	max, e := pageSize(in.MaxResults, 20)
+	if e != nil {
+		return nil, e
 	}
 	page, next, e := s.listSecretsPage("BatchGetSecretValue", in.Filters, false, "", "", max, in.NextToken)
 	if e != nil {
@@ -696,12 +693,9 @@ func (s *Server) secretEntry(sec *smSecret) secretEntry {
 }
 
 func (s *Server) smListSecrets(in listSecretsIn) (any, *apiError) {
-	max := 100
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 100 {
-			return nil, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100", *in.MaxResults)
-		}
-		max = *in.MaxResults
+	max, e := pageSize(in.MaxResults, 100)
+	if e != nil {
+		return nil, e
 	}
 	page, next, e := s.listSecretsPage("ListSecrets", in.Filters, in.IncludePlannedDeletion, in.SortBy, in.SortOrder, max, in.NextToken)
 	if e != nil {
@@ -897,12 +891,9 @@ func smAnyAttrMatch(sec *smSecret, word string) bool {
 }
 
 func (s *Server) smListVersions(in listVersionsIn) (any, *apiError) {
-	max := 100
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 100 {
-			return nil, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100", *in.MaxResults)
-		}
-		max = *in.MaxResults
+	max, e := pageSize(in.MaxResults, 100)
+	if e != nil {
+		return nil, e
 	}
 	sec, e := s.resolveSecret(in.SecretId)
 	if e != nil {
@@ -1023,4 +1014,15 @@ func (s *Server) seedSecret(name string, str *string, bin []byte, tags map[strin
 		return e
 	}
 	return nil
+}
+
+// pageSize validates a Secrets Manager MaxResults (1..limit) and defaults it to limit.
+func pageSize(maxResults *int, limit int) (int, *apiError) {
+	if maxResults == nil {
+		return limit, nil
+	}
+	if *maxResults < 1 || *maxResults > limit {
+		return 0, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and %d", *maxResults, limit)
+	}
+	return *maxResults, nil
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -754,27 +752,7 @@ func TestAWS(t *testing.T) {
 		env.emu.ClearFaults()
 		env.waitReason(t, ns, "canary", v1alpha1.ReasonSynced)
 
-		var list v1alpha1.ExternalSecretList
-		must(t, c.List(ctx, &list, client.InNamespace(ns)))
-		b, _ := json.Marshal(list)
-		var stores v1alpha1.SecretStoreList
-		must(t, c.List(ctx, &stores, client.InNamespace(ns)))
-		sb, _ := json.Marshal(stores)
-		var evs eventsv1.EventList
-		must(t, c.List(ctx, &evs, client.InNamespace(ns)))
-		eb, _ := json.Marshal(evs)
-		var cevs corev1.EventList
-		must(t, c.List(ctx, &cevs, client.InNamespace(ns)))
-		ceb, _ := json.Marshal(cevs)
-		for what, text := range map[string]string{"ExternalSecret objects": string(b), "SecretStore objects": string(sb),
-			"events": string(eb) + string(ceb), "logs": Logs.String()} {
-			if strings.Contains(text, canary) {
-				t.Errorf("canary found in %s", what)
-			}
-		}
-		if len(evs.Items) == 0 {
-			t.Error("no events recorded: the event check proves nothing")
-		}
+		AssertNoCanary(t, c, ns, canary)
 		if !strings.Contains(Logs.String(), ns) {
 			t.Error("the operator logged nothing about this namespace: the log check proves nothing")
 		}

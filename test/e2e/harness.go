@@ -5,12 +5,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -19,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/operator"
 	"github.com/secretsync/secretsync/internal/provider"
 	"github.com/secretsync/secretsync/internal/testenv"
@@ -206,4 +210,32 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %v waiting for %s", timeout, what)
+}
+
+// AssertNoCanary fails t if canary appears in the namespace's ExternalSecrets,
+// SecretStores, events (both event APIs) or the operator's logs. It also fails when
+// there are no events at all, since then the check would prove nothing.
+func AssertNoCanary(t testing.TB, c client.Client, ns, canary string) {
+	t.Helper()
+	ctx := context.Background()
+	lists := map[string]client.ObjectList{
+		"ExternalSecret objects": &v1alpha1.ExternalSecretList{},
+		"SecretStore objects":    &v1alpha1.SecretStoreList{},
+		"events":                 &eventsv1.EventList{},
+		"core events":            &corev1.EventList{},
+	}
+	for what, l := range lists {
+		if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
+			t.Fatalf("list %s: %v", what, err)
+		}
+		if b, _ := json.Marshal(l); strings.Contains(string(b), canary) {
+			t.Errorf("canary found in %s", what)
+		}
+	}
+	if strings.Contains(Logs.String(), canary) {
+		t.Error("canary found in the operator's logs")
+	}
+	if len(lists["events"].(*eventsv1.EventList).Items) == 0 {
+		t.Error("no events recorded: the event check proves nothing")
+	}
 }
