@@ -79,7 +79,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if out.retry {
 			return reconcile.Result{}, safeError(out.message) // transient: jittered exponential backoff
 		}
-		return reconcile.Result{RequeueAfter: r.nextRefresh(es, out)}, nil // terminal until spec or store changes
+		return reconcile.Result{RequeueAfter: r.nextRefresh(es)}, nil // terminal until spec or store changes
 	}
-	return reconcile.Result{RequeueAfter: r.nextRefresh(es, out)}, nil
+	return reconcile.Result{RequeueAfter: r.nextRefresh(es)}, nil
 }

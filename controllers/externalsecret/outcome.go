@@ -17,7 +17,6 @@ type outcome struct {
 	err     error // non-nil: the sync failed
 	retry   bool  // the failure is transient: back off and retry
 
-	fetched bool // the backend was read (a refresh happened)
 	changed bool // the target's data was written
 	event   string
 

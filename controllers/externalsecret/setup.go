@@ -105,7 +105,7 @@ func (j *jitter) Forget(item reconcile.Request)          { j.inner.Forget(item) 
 func (j *jitter) NumRequeues(item reconcile.Request) int { return j.inner.NumRequeues(item) }
 
 // nextRefresh is when to look again: the next refresh slot or lease renewal.
-func (r *Reconciler) nextRefresh(es *v1alpha1.ExternalSecret, _ outcome) time.Duration {
+func (r *Reconciler) nextRefresh(es *v1alpha1.ExternalSecret) time.Duration {
 	now := r.Clock.Now()
 	next, leases := time.Time{}, es.Status.Leases
 	if m, ok := r.mem.get(es.UID); ok {

@@ -81,7 +81,6 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 		maxAge = 0
 	}
 	out := r.refresh(ctx, es, store, existing, maxAge, leases)
-	out.fetched = true
 	mem.generation, mem.forceSync = es.Generation, force
 	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID), true)
 	if out.dynamicData != nil {

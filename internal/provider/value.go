@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // ErrNoProperty and ErrNotJSON are returned by Property.
@@ -118,7 +117,3 @@ func decodeWith(padded, raw *base64.Encoding, v []byte) ([]byte, error) {
 	}
 	return nil, ErrDecode
 }
-
-// IsText reports whether v is valid UTF-8 (used by backends that must choose between
-// a string and a binary field).
-func IsText(v []byte) bool { return utf8.Valid(v) }

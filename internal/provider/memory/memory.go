@@ -17,8 +17,8 @@ import (
 	"github.com/secretsync/secretsync/internal/provider"
 )
 
-// Name is the provider name the memory backend registers under. Tests register it
-// in place of a real provider name (e.g. "vault") so stores select it.
+// Backend is an in-memory secret store and the provider.Provider serving it. It is
+// registered under a real provider name (e.g. "vault") so stores select it.
 type Backend struct {
 	name string
 
@@ -82,9 +82,6 @@ func (b *Backend) NewClient(_ context.Context, _ v1alpha1.GenericStore, _ provid
 	b.Clients.Add(1)
 	return &client{b: b}, nil
 }
-
-// Provider returns b as a provider.Provider (b itself; the method reads better at call sites).
-func (b *Backend) Provider() provider.Provider { return b }
 
 type client struct{ b *Backend }
 
