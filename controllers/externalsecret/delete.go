@@ -43,7 +43,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 		return reconcile.Result{}, nil
 	}
 	if len(es.Status.Leases) > 0 && needsFinalizer(es) {
-		store, o := r.resolveStore(ctx, es)
+		store, _, o := r.resolveStore(ctx, es)
 		if o != nil && o.reason != v1alpha1.ReasonStoreNotReady {
 			// The store is gone or refuses us: nothing can revoke; do not block deletion.
 			r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, v1alpha1.EventSyncFailed, "Revoke", "leases not revoked: %s", o.message)

@@ -15,8 +15,9 @@ import (
 )
 
 // resolveStore finds the store, decides namespace admission (before anything else,
-// so NamespaceNotAllowed wins over StoreNotReady) and checks readiness.
-func (r *Reconciler) resolveStore(ctx context.Context, es *v1alpha1.ExternalSecret) (v1alpha1.GenericStore, *outcome) {
+// so NamespaceNotAllowed wins over StoreNotReady) and checks readiness. For a
+// ClusterSecretStore it also returns the allowedKeys filter for keys found later.
+func (r *Reconciler) resolveStore(ctx context.Context, es *v1alpha1.ExternalSecret) (v1alpha1.GenericStore, keyFilter, *outcome) {
 	ref := es.Spec.SecretStoreRef
 	var store v1alpha1.GenericStore
 	var err error
@@ -31,33 +32,35 @@ func (r *Reconciler) resolveStore(ctx context.Context, es *v1alpha1.ExternalSecr
 	}
 	if apierrors.IsNotFound(err) {
 		o := fail(v1alpha1.ReasonSecretStoreNotFound, false, "spec.secretStoreRef: %s %q not found", kindOf(ref), ref.Name)
-		return nil, &o
+		return nil, nil, &o
 	}
 	if err != nil {
 		o := fail(v1alpha1.ReasonProviderError, true, "spec.secretStoreRef: read store: %v", err)
-		return nil, &o
+		return nil, nil, &o
 	}
+	var filter keyFilter
 	if css, ok := store.(*v1alpha1.ClusterSecretStore); ok {
 		admitted, err := r.admittingConditions(ctx, css, es.Namespace)
 		if err != nil {
 			o := fail(v1alpha1.ReasonProviderError, true, "spec.secretStoreRef: read namespace: %v", err)
-			return nil, &o
+			return nil, nil, &o
 		}
 		if len(admitted) == 0 {
 			o := fail(v1alpha1.ReasonNamespaceNotAllowed, false, "spec.secretStoreRef: ClusterSecretStore %q does not admit namespace %q", ref.Name, es.Namespace)
-			return nil, &o
+			return nil, nil, &o
 		}
 		if path, key, ok := keysAllowed(es, admitted); !ok {
 			o := fail(v1alpha1.ReasonKeyNotAllowed, false, "%s: key %q is not allowed by ClusterSecretStore %q for namespace %q", path, key, ref.Name, es.Namespace)
-			return nil, &o
+			return nil, nil, &o
 		}
+		filter = func(k string) bool { return keyAllowed(k, admitted) }
 	}
 	c := meta.FindStatusCondition(store.GetStatus().Conditions, v1alpha1.ConditionReady)
 	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != store.GetGeneration() {
 		o := fail(v1alpha1.ReasonStoreNotReady, false, "spec.secretStoreRef: %s %q is not ready", kindOf(ref), ref.Name)
-		return nil, &o
+		return nil, nil, &o
 	}
-	return store, nil
+	return store, filter, nil
 }
 
 func kindOf(ref v1alpha1.StoreRef) v1alpha1.StoreKind {

@@ -43,7 +43,7 @@ func (s *memoryStore) forget(uid types.UID)        { s.m.Delete(uid) }
 
 // sync decides whether a fetch is due, fetches, renders and writes the target.
 func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outcome {
-	store, o := r.resolveStore(ctx, es)
+	store, filter, o := r.resolveStore(ctx, es)
 	if o != nil {
 		return *o
 	}
@@ -80,7 +80,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if forced {
 		maxAge = 0
 	}
-	out := r.refresh(ctx, es, store, existing, maxAge, leases)
+	out := r.refresh(ctx, es, store, filter, existing, maxAge, leases)
 	mem.generation, mem.forceSync = es.Generation, force
 	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID), true)
 	if out.dynamicData != nil {
@@ -132,18 +132,10 @@ func (r *Reconciler) drifted(ctx context.Context, es *v1alpha1.ExternalSecret, e
 }
 
 // refresh fetches every source, renders and writes the target.
-func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, existing *corev1.Secret, maxAge time.Duration, leases []v1alpha1.LeaseStatus) outcome {
+func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, filter keyFilter, existing *corev1.Secret, maxAge time.Duration, leases []v1alpha1.LeaseStatus) outcome {
 	h, err := r.Fetcher.For(ctx, store, es.Namespace)
 	if err != nil {
 		return providerFailure("spec.secretStoreRef", err)
-	}
-	var filter keyFilter
-	if css, ok := store.(*v1alpha1.ClusterSecretStore); ok {
-		admitted, err := r.admittingConditions(ctx, css, es.Namespace)
-		if err != nil {
-			return fail(v1alpha1.ReasonProviderError, true, "spec.secretStoreRef: read namespace: %v", err)
-		}
-		filter = func(k string) bool { return keyAllowed(k, admitted) }
 	}
 	f, o := r.fetchAll(ctx, es, store, h, filter, maxAge, existing, leases)
 	if o != nil {
