@@ -23,6 +23,7 @@ func main() {
 	var burst int
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address of the /metrics endpoint (0 disables it)")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "address of /debug/pprof (empty: off; never expose it beyond the pod)")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", true, "elect a leader so only one replica reconciles")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's namespace)")
 	flag.IntVar(&o.Workers, "concurrent", 20, "ExternalSecrets reconciled in parallel")
@@ -36,6 +37,9 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
+	if soft := operator.TuneMemory(os.Getenv, "/sys/fs/cgroup"); soft > 0 {
+		log.Info("Go memory limit set from the container's", "bytes", soft)
+	}
 
 	if o.OperatorNamespace == "" {
 		o.OperatorNamespace = "secretsync-system"

@@ -39,11 +39,9 @@ const (
 
 // Event reasons (Kubernetes Events on ExternalSecrets).
 const (
-	EventSynced       = "Synced"
 	EventUpdated      = "Updated"
 	EventDeleted      = "Deleted"
 	EventSyncFailed   = "SyncFailed"
-	EventLeaseRenewed = "LeaseRenewed"
 	EventLeaseRevoked = "LeaseRevoked"
 )
 

@@ -161,11 +161,11 @@ func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, s
 	if creationPolicy(es) == v1alpha1.CreationNone {
 		out.dataHash = ""
 	}
-	if changed {
+	// Events are for changes and problems. The first write of a new target is in the
+	// Ready condition (lastTransitionTime) instead: creating 10,000 ExternalSecrets at
+	// once would otherwise also create 10,000 Events, a third of the API writes.
+	if changed && existing != nil {
 		out.event = v1alpha1.EventUpdated
-		if existing == nil {
-			out.event = v1alpha1.EventSynced
-		}
 	}
 	// Superseded leases are revoked only after the new credentials are in the Secret.
 	r.revoke(ctx, es, h, f.superseded)

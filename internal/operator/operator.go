@@ -28,6 +28,7 @@ import (
 type Options struct {
 	MetricsAddr             string
 	ProbeAddr               string
+	PprofAddr               string // "" = off
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	// Namespace restricts the watch to one namespace ("" = all).
@@ -68,6 +69,7 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		NewClient:               o.NewClient,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "secretsync.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,

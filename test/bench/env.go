@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,6 +156,47 @@ type operatorProc struct {
 	rss    *rssSampler
 	probe  string
 	binary string
+	pprof  string // base URL of /debug/pprof
+}
+
+// saveHeap writes the operator's heap profile to dir/name (BENCH_PROFILE_DIR), for
+// `go tool pprof`; a failure is reported, not fatal.
+func (o *operatorProc) saveHeap(dir, name string) {
+	if dir == "" {
+		return
+	}
+	resp, err := http.Get(o.pprof + "/heap?gc=1")
+	if err != nil {
+		logf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		logf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		logf("heap profile: %v", err)
+		return
+	}
+	logf("heap profile written to %s", f.Name())
+	// The text form ends with runtime.MemStats: heap in use versus what RSS holds.
+	if r2, err := http.Get(o.pprof + "/heap?debug=1"); err == nil {
+		defer r2.Body.Close()
+		if b, err := io.ReadAll(r2.Body); err == nil {
+			// and what RSS is made of: anonymous (Go heap, stacks) versus the mapped binary
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.p.pid())); err == nil {
+				for _, l := range strings.Split(string(st), "\n") {
+					if strings.HasPrefix(l, "Rss") || strings.HasPrefix(l, "Vm") {
+						b = append(b, "# "+l+"\n"...)
+					}
+				}
+			}
+			_ = os.WriteFile(filepath.Join(dir, strings.TrimSuffix(name, ".pb.gz")+".txt"), b, 0o644)
+		}
+	}
 }
 
 func buildOperator(ctx context.Context, root, dir string) (string, error) {
@@ -182,6 +225,11 @@ func startOperator(bin, kubeconfig, dir string, extra []string, cl *cleanups) (*
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", hp),
 		"--operator-namespace=" + operatorNamespace,
 	}
+	pp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pp))
 	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	var env []string
@@ -196,7 +244,8 @@ func startOperator(bin, kubeconfig, dir string, extra []string, cl *cleanups) (*
 	if err != nil {
 		return nil, err
 	}
-	op := &operatorProc{p: p, rss: sampleRSS(p.pid()), probe: fmt.Sprintf("http://127.0.0.1:%d/readyz", hp), binary: bin}
+	op := &operatorProc{p: p, rss: sampleRSS(p.pid()), probe: fmt.Sprintf("http://127.0.0.1:%d/readyz", hp), binary: bin,
+		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pp)}
 	cl.add(op.stop)
 	return op, nil
 }

@@ -18,7 +18,7 @@
 // BENCH_LATENCY (20ms, every AWS call), BENCH_REFRESH (1m, refreshInterval of the
 // ExternalSecrets), BENCH_NEW (100), BENCH_BIG_SECRETS (2000), BENCH_HERD (60s),
 // BENCH_VAULT_AUTH (approle|token), BENCH_OPERATOR_ARGS (extra operator flags),
-// BENCH_KEEP=1 (keep the work directory), BENCH_COLD_ONLY=1 (stop after the cold
+// BENCH_KEEP=1 (keep the work directory), BENCH_PROFILE_DIR (heap profiles), BENCH_COLD_ONLY=1 (stop after the cold
 // burst). The last line of stdout is one JSON object.
 package main
 
@@ -47,6 +47,7 @@ type config struct {
 	VaultAuth    string
 	OperatorArgs []string
 	Keep         bool
+	ProfileDir   string
 	ColdOnly     bool
 }
 
@@ -86,6 +87,7 @@ func parseConfig() config {
 	flag.StringVar(&c.VaultAuth, "vault-auth", va, "approle or token (BENCH_VAULT_AUTH)")
 	opArgs := flag.String("operator-args", os.Getenv("BENCH_OPERATOR_ARGS"), "extra operator flags, space separated (BENCH_OPERATOR_ARGS)")
 	flag.BoolVar(&c.ColdOnly, "cold-only", os.Getenv("BENCH_COLD_ONLY") == "1", "stop after the cold burst (BENCH_COLD_ONLY=1)")
+	flag.StringVar(&c.ProfileDir, "profile-dir", os.Getenv("BENCH_PROFILE_DIR"), "write the operator's heap profiles here (BENCH_PROFILE_DIR)")
 	flag.BoolVar(&c.Keep, "keep", os.Getenv("BENCH_KEEP") == "1", "keep the work directory (BENCH_KEEP=1)")
 	flag.Parse()
 	if c.M <= 0 {

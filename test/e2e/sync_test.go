@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -338,6 +339,49 @@ func TestSync(t *testing.T) {
 		es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "1"}
 		must(t, c.Update(ctx, es))
 		Eventually(t, 10*time.Second, "forced refresh", func() bool { return string(env.secret(t, ns, "force").Data["k"]) == "new" })
+	})
+
+	t.Run("events: none for the first sync, Updated for a change, one SyncFailed per distinct failure", func(t *testing.T) {
+		ns := kube.Namespace(t, nil)
+		env.store(t, ns)
+		env.mem.Put(ns+"/k", []byte("old"), nil)
+		es := env.es(t, ns, "ev", func(es *v1alpha1.ExternalSecret) { es.Spec.Data = []v1alpha1.DataItem{remote(ns+"/k", "k")} })
+		env.waitReason(t, ns, "ev", v1alpha1.ReasonSynced)
+		reasons := func() map[string]int {
+			l := &eventsv1.EventList{}
+			must(t, c.List(ctx, l, client.InNamespace(ns)))
+			n := map[string]int{}
+			for _, e := range l.Items {
+				if e.Regarding.Name == "ev" {
+					n[e.Reason]++
+				}
+			}
+			return n
+		}
+		force := func(v string) {
+			must(t, c.Get(ctx, client.ObjectKeyFromObject(es), es))
+			es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: v}
+			must(t, c.Update(ctx, es))
+		}
+		env.mem.Put(ns+"/k", []byte("new"), nil)
+		force("1")
+		Eventually(t, 10*time.Second, "an Updated event", func() bool { return reasons()[v1alpha1.EventUpdated] == 1 })
+		if got := reasons(); len(got) != 1 {
+			t.Fatalf("events after a first sync and one change: %v, want only Updated=1", got)
+		}
+		env.mem.Delete(ns + "/k")
+		force("2")
+		env.waitReason(t, ns, "ev", v1alpha1.ReasonRemoteNotFound)
+		calls := env.mem.KeyCalls(ns + "/k")
+		force("3") // the same failure again: no second event
+		Eventually(t, 10*time.Second, "the second forced read", func() bool { return env.mem.KeyCalls(ns+"/k") > calls })
+		Eventually(t, 10*time.Second, "one SyncFailed event", func() bool { return reasons()[v1alpha1.EventSyncFailed] == 1 })
+		if got := reasons(); got[v1alpha1.EventSyncFailed] != 1 || got[v1alpha1.EventUpdated] != 1 || len(got) != 2 {
+			t.Fatalf("events: %v, want Updated=1 SyncFailed=1", got)
+		}
+		if s := env.secret(t, ns, "ev"); string(s.Data["k"]) != "new" {
+			t.Fatalf("the failure changed the Secret: %q", s.Data["k"])
+		}
 	})
 
 	t.Run("50 ExternalSecrets reading one key cost one backend call", func(t *testing.T) {

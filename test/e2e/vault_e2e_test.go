@@ -534,7 +534,7 @@ func TestVaultE2E(t *testing.T) {
 			op.Stop(t)
 			logs += op.Logs()
 		}
-		if !strings.Contains(logs, "Synced") {
+		if !strings.Contains(logs, "Starting workers") {
 			t.Fatalf("the operator's logs were not captured:\n%s", logs)
 		}
 		for _, c := range e.canaries {
