@@ -52,7 +52,7 @@ func TestTuneMemory(t *testing.T) {
 		wantGC    int
 		wantLimit int64
 	}{
-		{"defaults: GOGC 50, 90% of the cgroup limit", nil, DefaultGCPercent, 900000000},
+		{"defaults: GOGC 25, 90% of the cgroup limit", nil, DefaultGCPercent, 900000000},
 		{"GOGC and GOMEMLIMIT set: untouched", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, 100, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
