@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -79,7 +80,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if out.retry {
 			return reconcile.Result{}, safeError(out.message) // transient: jittered exponential backoff
 		}
-		return reconcile.Result{RequeueAfter: r.nextRefresh(es)}, nil // terminal until spec or store changes
+		return r.scheduled(es), nil // terminal until spec or store changes
 	}
-	return reconcile.Result{RequeueAfter: r.nextRefresh(es)}, nil
+	return r.scheduled(es), nil
+}
+
+// refreshPriority: a scheduled refresh waits behind everything a watch event queued
+// (a new or edited ExternalSecret, a drifted Secret), so a refresh round of thousands
+// of ExternalSecrets does not delay the first sync of a new one.
+var refreshPriority = handler.LowPriority
+
+func (r *Reconciler) scheduled(es *v1alpha1.ExternalSecret) reconcile.Result {
+	return reconcile.Result{RequeueAfter: r.nextRefresh(es), Priority: &refreshPriority}
 }
