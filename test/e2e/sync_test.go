@@ -81,6 +81,18 @@ func (e *syncEnv) waitReason(t *testing.T, ns, name, reason string) *v1alpha1.Ex
 	return es
 }
 
+// syncedOld creates, in a new namespace with a store, ExternalSecret name reading
+// remote key <ns>/k = "old" into key k, and waits until it is Synced.
+func (e *syncEnv) syncedOld(t *testing.T, name string) (string, *v1alpha1.ExternalSecret) {
+	t.Helper()
+	ns := e.kube.Namespace(t, nil)
+	e.store(t, ns)
+	e.mem.Put(ns+"/k", []byte("old"), nil)
+	es := e.es(t, ns, name, func(es *v1alpha1.ExternalSecret) { es.Spec.Data = []v1alpha1.DataItem{remote(ns+"/k", "k")} })
+	e.waitReason(t, ns, name, v1alpha1.ReasonSynced)
+	return ns, es
+}
+
 func (e *syncEnv) secret(t *testing.T, ns, name string) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{}
@@ -329,11 +341,7 @@ func TestSync(t *testing.T) {
 	})
 
 	t.Run("force-sync annotation refreshes now", func(t *testing.T) {
-		ns := kube.Namespace(t, nil)
-		env.store(t, ns)
-		env.mem.Put(ns+"/k", []byte("old"), nil)
-		es := env.es(t, ns, "force", func(es *v1alpha1.ExternalSecret) { es.Spec.Data = []v1alpha1.DataItem{remote(ns+"/k", "k")} })
-		env.waitReason(t, ns, "force", v1alpha1.ReasonSynced)
+		ns, es := env.syncedOld(t, "force")
 		env.mem.Put(ns+"/k", []byte("new"), nil)
 		must(t, c.Get(ctx, client.ObjectKeyFromObject(es), es))
 		es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "1"}
@@ -342,11 +350,7 @@ func TestSync(t *testing.T) {
 	})
 
 	t.Run("events: none for the first sync, Updated for a change, one SyncFailed per distinct failure", func(t *testing.T) {
-		ns := kube.Namespace(t, nil)
-		env.store(t, ns)
-		env.mem.Put(ns+"/k", []byte("old"), nil)
-		es := env.es(t, ns, "ev", func(es *v1alpha1.ExternalSecret) { es.Spec.Data = []v1alpha1.DataItem{remote(ns+"/k", "k")} })
-		env.waitReason(t, ns, "ev", v1alpha1.ReasonSynced)
+		ns, es := env.syncedOld(t, "ev")
 		reasons := func() map[string]int {
 			l := &eventsv1.EventList{}
 			must(t, c.List(ctx, l, client.InNamespace(ns)))
