@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -187,6 +188,10 @@ type Handle struct {
 	demand   map[provider.Ref]*demand
 	sweepOff bool // the last batch call failed as a whole: do not add to the load
 
+	// pace spaces the backend calls of a Paced client evenly (burst 1): a round's
+	// batch calls never exceed the backend's per-second quota share.
+	pace *rate.Limiter
+
 	findMu    sync.Mutex
 	findCache map[string]cachedFind
 	findCalls map[string]*findCall
@@ -225,9 +230,20 @@ const (
 )
 
 func newHandle(name string, c provider.Client, opts Options) *Handle {
-	return &Handle{provider: name, client: c, opts: opts,
+	h := &Handle{provider: name, client: c, opts: opts,
 		cache: map[provider.Ref]cached{}, inflight: map[provider.Ref]*call{}, demand: map[provider.Ref]*demand{},
 		findCache: map[string]cachedFind{}, findCalls: map[string]*findCall{}}
+	if p, ok := c.(provider.Paced); ok && p.MaxCallsPerSecond() > 0 {
+		h.pace = rate.NewLimiter(rate.Limit(p.MaxCallsPerSecond()), 1)
+	}
+	return h
+}
+
+// wait blocks until the client may make one more backend call.
+func (h *Handle) wait(ctx context.Context) {
+	if h.pace != nil {
+		_ = h.pace.Wait(ctx) // ctx is never cancelled here (WithoutCancel)
+	}
 }
 
 // Client exposes the provider client for capabilities the fetch layer does not
@@ -387,6 +403,7 @@ func (h *Handle) runBatches(ctx context.Context, bg provider.BatchGetter, batche
 }
 
 func (h *Handle) single(ctx context.Context, cl *call) {
+	h.wait(ctx)
 	cl.s, cl.err = h.client.GetSecret(ctx, cl.ref)
 	count(h.provider, "get", cl.err)
 	h.finish(cl)
@@ -397,6 +414,7 @@ func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*ca
 	for i, c := range calls {
 		refs[i] = c.ref
 	}
+	h.wait(ctx)
 	res, err := bg.GetSecrets(ctx, refs)
 	count(h.provider, "batch_get", err)
 	h.mu.Lock()
@@ -463,7 +481,9 @@ func (h *Handle) Find(ctx context.Context, q provider.FindQuery, maxAge time.Dur
 		fc = &findCall{done: make(chan struct{})}
 		h.findCalls[key] = fc
 		go func() {
-			fc.res, fc.err = h.client.Find(context.WithoutCancel(ctx), q)
+			ctx := context.WithoutCancel(ctx)
+			h.wait(ctx)
+			fc.res, fc.err = h.client.Find(ctx, q)
 			count(h.provider, "find", fc.err)
 			h.findMu.Lock()
 			delete(h.findCalls, key)

@@ -120,3 +120,45 @@ func TestExpectSweepsAfterRestart(t *testing.T) {
 		t.Fatalf("%d batch calls for a round of 30 expected keys, want 3", got)
 	}
 }
+
+// pacedClient is the memory backend's client declaring a per-second call quota.
+type pacedClient struct {
+	provider.Client
+	provider.BatchGetter
+	perSecond float64
+}
+
+func (p pacedClient) MaxCallsPerSecond() float64 { return p.perSecond }
+
+// TestPacedClientCallsAreSpaced: a Paced client's calls (batch, single-ref and find
+// alike) are spaced at its rate, so a round's batch calls never burst above the quota.
+func TestPacedClientCallsAreSpaced(t *testing.T) {
+	b := memory.New("memory")
+	for i := range 6 {
+		b.Put(fmt.Sprintf("k%d", i), []byte("v"), nil)
+	}
+	c, err := b.NewClient(context.Background(), nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perSecond = 20 // one call every 50ms
+	h := newHandle("memory", pacedClient{Client: c, BatchGetter: c.(provider.BatchGetter), perSecond: perSecond},
+		Options{BatchWindow: time.Millisecond, Now: time.Now})
+	ctx := context.Background()
+	start := time.Now()
+	for i := range 6 { // six reads one after the other: six batch calls
+		if _, err := h.Get(ctx, provider.Ref{Key: fmt.Sprintf("k%d", i)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Find(ctx, provider.FindQuery{Path: "k"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Batches.Load(); got != 6 {
+		t.Fatalf("%d batch calls, want 6", got)
+	}
+	// 7 calls with burst 1 take at least 6 intervals of 1/perSecond.
+	if min, took := 6*time.Second/perSecond, time.Since(start); took < min {
+		t.Fatalf("7 paced calls took %s, want at least %s", took, min)
+	}
+}

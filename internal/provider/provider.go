@@ -75,6 +75,13 @@ type BatchGetter interface {
 	MaxBatch() int
 }
 
+// Paced is implemented by clients whose backend throttles by calls per second (AWS
+// quotas are per account and region). The fetch layer keeps each client's calls
+// under this rate, smoothing a refresh round's batch calls instead of bursting them.
+type Paced interface {
+	MaxCallsPerSecond() float64
+}
+
 // Lease is a dynamic secret's lease as the backend reports it.
 type Lease struct {
 	ID        string

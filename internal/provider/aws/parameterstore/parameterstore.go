@@ -113,6 +113,12 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Secr
 // MaxBatch is GetParameters' name limit.
 func (c *Client) MaxBatch() int { return maxBatch }
 
+// MaxCallsPerSecond: Parameter Store's default throughput for GetParameter(s) and
+// GetParametersByPath is 40 per second per account and region, shared with every
+// other reader; one store takes at most half of it (200 parameters per second in
+// batches of 10).
+func (c *Client) MaxCallsPerSecond() float64 { return 20 }
+
 // GetSecrets reads refs with GetParameters, 10 a call; versions and labels travel as
 // "name:version" / "name:label" selectors. Unknown names (InvalidParameters) are
 // ErrNotFound in their Result. The error is returned only when every call failed.

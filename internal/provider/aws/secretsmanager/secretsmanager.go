@@ -103,6 +103,10 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Secr
 // MaxBatch is BatchGetSecretValue's id limit.
 func (c *Client) MaxBatch() int { return maxBatch }
 
+// MaxCallsPerSecond: BatchGetSecretValue's quota is 100 per second per account and
+// region (not adjustable); one store takes at most half of it.
+func (c *Client) MaxCallsPerSecond() float64 { return 50 }
+
 // GetSecrets reads refs with BatchGetSecretValue, 20 ids a call. The call has no
 // version field, so refs with a Version are read one by one with GetSecretValue.
 // Per-secret failures land in the aligned Result.Err; the error is returned only
