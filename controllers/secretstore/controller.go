@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -40,6 +41,8 @@ type Reconciler struct {
 	Recheck time.Duration
 	// New returns an empty object of the kind this reconciler handles.
 	New func() v1alpha1.GenericStore
+
+	seen sync.Map // stores looked at since start-up
 }
 
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -51,6 +54,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err // transient: cache read failed
+	}
+	if _, looked := r.seen.LoadOrStore(req.NamespacedName, true); !looked && readyAndCurrent(store) {
+		// First look since start-up at a store that was Ready for its current spec:
+		// trust that until a random point of the recheck period, so a restarted
+		// operator makes no backend call for its stores at once. ExternalSecrets
+		// using a store that broke meanwhile report it themselves.
+		return reconcile.Result{RequeueAfter: time.Duration(rand.Int64N(int64(r.Recheck)) + 1)}, nil
 	}
 	before := store.GetStatus().DeepCopy()
 	reason, msg, transient := r.check(ctx, store)
@@ -73,6 +83,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 // check returns the Ready reason, a message naming fields (never values) and
 // whether the failure is transient.
+func readyAndCurrent(store v1alpha1.GenericStore) bool {
+	st := store.GetStatus()
+	return st.ObservedGeneration == store.GetGeneration() && meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady)
+}
+
 func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (string, string, bool) {
 	p, err := r.Registry.For(store.GetSpec())
 	if err != nil {

@@ -181,8 +181,8 @@ type Handle struct {
 	mu       sync.Mutex
 	cache    map[provider.Ref]cached
 	inflight map[provider.Ref]*call
-	pending  []*call
-	timer    bool
+	pending     []*call
+	dispatching bool
 	inserts  int
 	// demand and sweepOff drive the sweep (batching clients only): see sweep.
 	demand   map[provider.Ref]*demand
@@ -225,8 +225,6 @@ const (
 	// maxIdleSweeps: a ref swept this many times without a reader asking for it in
 	// between (its ExternalSecret is gone or changed) is forgotten.
 	maxIdleSweeps = 2
-	// sweepCalls bounds one sweep to this many batch calls' worth of refs.
-	sweepCalls = 10
 )
 
 func newHandle(name string, c provider.Client, opts Options) *Handle {
@@ -307,53 +305,51 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	}
 }
 
-// enqueue adds cl to the pending batch; h.mu is held.
+// enqueue adds cl to the pending refs and makes sure a dispatcher runs; h.mu is held.
 func (h *Handle) enqueue(ctx context.Context, bg provider.BatchGetter, cl *call) {
 	h.pending = append(h.pending, cl)
-	if len(h.pending) >= bg.MaxBatch() {
-		batches := h.takeBatches(bg.MaxBatch())
-		go h.runBatches(context.WithoutCancel(ctx), bg, batches)
-		return
-	}
-	if !h.timer {
-		h.timer = true
-		time.AfterFunc(h.opts.BatchWindow, func() {
-			h.mu.Lock()
-			var batches [][]*call
-			if len(h.pending) > 0 {
-				batches = h.takeBatches(bg.MaxBatch())
-			}
-			h.timer = false
-			h.mu.Unlock()
-			h.runBatches(context.WithoutCancel(ctx), bg, batches)
-		})
+	if !h.dispatching {
+		h.dispatching = true
+		go h.dispatch(context.WithoutCancel(ctx), bg)
 	}
 }
 
-// takeBatches empties the pending batch, adds the sweep and cuts the lot into
-// calls of at most max refs, the pending (waited for) refs first; h.mu is held.
-func (h *Handle) takeBatches(max int) [][]*call {
-	calls := h.sweep(h.pending, sweepCalls*max)
-	h.pending = nil
-	var out [][]*call
-	for len(calls) > 0 {
-		n := min(max, len(calls))
-		out = append(out, calls[:n])
-		calls = calls[n:]
+// dispatch sends the pending refs in batch calls until none are left: first after
+// the batch window (readers arriving together share a call), then as fast as the
+// client's pace allows. Refs that arrive while it waits join the next call, so under
+// load a paced client's calls fill up instead of queueing one call per reader.
+func (h *Handle) dispatch(ctx context.Context, bg provider.BatchGetter) {
+	time.Sleep(h.opts.BatchWindow)
+	for {
+		h.mu.Lock()
+		empty := len(h.pending) == 0
+		if empty {
+			h.dispatching = false
+		}
+		h.mu.Unlock()
+		if empty {
+			return
+		}
+		h.wait(ctx) // only this goroutine takes from pending: it can only grow meanwhile
+		h.mu.Lock()
+		n := min(bg.MaxBatch(), len(h.pending))
+		calls := h.sweep(h.pending[:n:n], bg.MaxBatch())
+		h.pending = h.pending[n:]
+		h.mu.Unlock()
+		go h.batch(ctx, bg, calls)
 	}
-	return out
 }
 
-// sweep adds to calls (up to limit) the refs readers asked for before whose last
-// read is older than the maxAge they ask with: they will be asked for again soon.
+// sweep fills a batch call's free places (up to limit refs) with refs readers asked
+// for before whose last read is older than the maxAge they ask with: they will be
+// asked for again soon.
 //
 // This is what makes a refresh round cheap. The ExternalSecrets of one store refresh
 // in a round, spread over a few seconds (controllers/externalsecret nextSlot), each
 // accepting a value read earlier in the same round (cacheWindow). Without the sweep
-// each reader arriving after the batch window has closed costs a batch call of its
-// own (100 ExternalSecrets over one second: about 50 calls). With it, the first read
-// of a round refreshes every stale ref of the store in full batches and the rest of
-// the round is served from the cache.
+// each reader arriving after the batch window has closed costs a call carrying one
+// ref (100 ExternalSecrets over one second: about 50 calls). With it every call of the
+// round is full, and the readers of the swept refs find them read or in flight.
 //
 // A ref swept maxIdleSweeps times with no reader asking for it in between is
 // forgotten, and nothing is swept while batch calls fail (throttling, an outage),
@@ -385,23 +381,6 @@ func (h *Handle) sweep(calls []*call, limit int) []*call {
 	return calls
 }
 
-// runBatches makes the batch calls one after the other (a sweep never bursts). The
-// first holds every waiting reader; once a call fails as a whole, the rest (swept
-// refs only) are not sent and share its error.
-func (h *Handle) runBatches(ctx context.Context, bg provider.BatchGetter, batches [][]*call) {
-	var failed error
-	for _, b := range batches {
-		if failed != nil {
-			for _, c := range b {
-				c.err = failed
-				h.finish(c)
-			}
-			continue
-		}
-		failed = h.batch(ctx, bg, b)
-	}
-}
-
 func (h *Handle) single(ctx context.Context, cl *call) {
 	h.wait(ctx)
 	cl.s, cl.err = h.client.GetSecret(ctx, cl.ref)
@@ -409,13 +388,12 @@ func (h *Handle) single(ctx context.Context, cl *call) {
 	h.finish(cl)
 }
 
-func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*call) error {
+func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*call) {
 	refs := make([]provider.Ref, len(calls))
 	for i, c := range calls {
 		refs[i] = c.ref
 	}
-	h.wait(ctx)
-	res, err := bg.GetSecrets(ctx, refs)
+	res, err := bg.GetSecrets(ctx, refs) // paced by dispatch
 	count(h.provider, "batch_get", err)
 	h.mu.Lock()
 	h.sweepOff = err != nil
@@ -431,7 +409,6 @@ func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*ca
 		}
 		h.finish(c)
 	}
-	return err
 }
 
 func (h *Handle) finish(cl *call) {

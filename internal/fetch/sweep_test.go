@@ -77,17 +77,17 @@ func TestHandleSweep(t *testing.T) {
 		t.Fatalf("a round of %d stale refs cost %d calls, want 3 (full batches of 10)", keys, got)
 	}
 
-	// Nobody reads k1..k29 any more: they are swept maxIdleSweeps times, then forgotten.
-	for round := 0; round < maxIdleSweeps+2; round++ {
+	// Nobody reads k1..k29 any more: each round's one call carries k0 and fills up
+	// with them; one swept maxIdleSweeps times is forgotten, until only k0 is left.
+	for round := 0; len(h.demand) > 1; round++ {
+		if round == 20 {
+			t.Fatalf("%d refs still in demand after %d idle rounds", len(h.demand), round)
+		}
 		clock.Add(2 * maxAge)
 		before := calls()
 		get(0)
-		want := int64(3)
-		if round >= maxIdleSweeps {
-			want = 1
-		}
-		if got := calls() - before; got != want {
-			t.Fatalf("idle round %d: %d calls, want %d", round, got, want)
+		if got := calls() - before; got != 1 {
+			t.Fatalf("idle round %d: %d calls, want 1", round, got)
 		}
 	}
 
@@ -109,9 +109,12 @@ func TestHandleSweep(t *testing.T) {
 	}
 	b.Fail(nil)
 	before = calls()
-	get(0) // succeeds; the sweep resumes with the next batch
-	get(1)
-	if got := calls() - before; got != 1+3 {
-		t.Fatalf("after recovery: %d calls, want 4", got)
+	get(0) // succeeds, alone: nothing was swept after the failure
+	if b.LastBatch() != 1 {
+		t.Fatalf("the first call after an outage carried %d refs, want 1 (no sweep)", b.LastBatch())
+	}
+	get(1) // the sweep resumes: k1 and 9 stale refs
+	if got := calls() - before; got != 2 || b.LastBatch() != 10 {
+		t.Fatalf("after recovery: %d calls, the last of %d refs; want 2, 10", got, b.LastBatch())
 	}
 }

@@ -403,7 +403,7 @@ func TestSync(t *testing.T) {
 		}
 	})
 
-	t.Run("an operator restart does not refetch ExternalSecrets that are in sync", func(t *testing.T) {
+	t.Run("an operator restart does not refetch ExternalSecrets that are in sync nor check Ready stores", func(t *testing.T) {
 		ns := kube.Namespace(t, nil)
 		env.store(t, ns)
 		env.mem.Put(ns+"/k", []byte("v"), nil)
@@ -414,7 +414,7 @@ func TestSync(t *testing.T) {
 			env.waitReason(t, ns, fmt.Sprintf("r-%d", i), v1alpha1.ReasonSynced)
 		}
 		env.op.Stop()
-		before, writes := env.mem.KeyCalls(ns+"/k"), env.op.Writes.InNamespace(ns)
+		before, writes, checks := env.mem.KeyCalls(ns+"/k"), env.op.Writes.InNamespace(ns), env.mem.Checks.Load()
 		env.op = StartOperator(top, kube, provider.NewRegistry(env.mem))
 		// The new operator sees every ExternalSecret (its cache syncs) and waits for
 		// each one's refresh slot instead of reading the backend now.
@@ -424,6 +424,10 @@ func TestSync(t *testing.T) {
 		}
 		if got := env.op.Writes.InNamespace(ns); got != 0 {
 			t.Fatalf("%d API writes right after a restart (before %d), want 0", got, writes)
+		}
+		// Nor are the Ready stores checked against their backends at once.
+		if got := env.mem.Checks.Load() - checks; got != 0 {
+			t.Fatalf("%d store checks right after a restart, want 0", got)
 		}
 		// It is really running: drift is still repaired.
 		s := env.secret(t, ns, "r-0")

@@ -28,6 +28,7 @@ type Backend struct {
 	failWith error
 
 	Gets, Batches, Finds, Checks, Clients atomic.Int64
+	lastBatch                             atomic.Int64
 	keyCalls                              map[string]int
 }
 
@@ -122,6 +123,7 @@ func (c *client) GetSecret(_ context.Context, ref provider.Ref) (provider.Secret
 
 func (c *client) GetSecrets(_ context.Context, refs []provider.Ref) ([]provider.Result, error) {
 	c.b.Batches.Add(1)
+	c.b.lastBatch.Store(int64(len(refs)))
 	if err := c.b.fail(); err != nil {
 		return nil, err
 	}
@@ -192,3 +194,6 @@ func (c *client) Check(context.Context) error {
 }
 
 func (c *client) Close(context.Context) error { return nil }
+
+// LastBatch is how many refs the last batch call carried.
+func (b *Backend) LastBatch() int { return int(b.lastBatch.Load()) }
