@@ -4,6 +4,7 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -28,12 +29,21 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, es *v1alpha1.ExternalS
 	if want == controllerutil.ContainsFinalizer(es, v1alpha1.FinalizerLeases) {
 		return nil
 	}
+	orig := es.DeepCopy()
 	if want {
 		controllerutil.AddFinalizer(es, v1alpha1.FinalizerLeases)
 	} else {
 		controllerutil.RemoveFinalizer(es, v1alpha1.FinalizerLeases)
 	}
-	return r.Client.Update(ctx, es)
+	return r.patchFinalizers(ctx, orig, es)
+}
+
+// patchFinalizers writes only the finalizers (optimistic lock: a concurrent change
+// conflicts and is retried). Never an Update: the cached copy lacks what the cache
+// transform strips (managedFields, kubectl's last-applied annotation), and an Update
+// would delete the annotation on the server.
+func (r *Reconciler) patchFinalizers(ctx context.Context, orig, es *v1alpha1.ExternalSecret) error {
+	return r.Client.Patch(ctx, es, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
 // reconcileDelete revokes recorded leases, then releases the finalizer.
@@ -64,8 +74,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 			r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, v1alpha1.EventLeaseRevoked, "Revoke", "%d lease(s) revoked", len(es.Status.Leases))
 		}
 	}
+	orig := es.DeepCopy()
 	controllerutil.RemoveFinalizer(es, v1alpha1.FinalizerLeases)
-	return reconcile.Result{}, r.Client.Update(ctx, es)
+	return reconcile.Result{}, r.patchFinalizers(ctx, orig, es)
 }
 
 type safeError string

@@ -178,12 +178,12 @@ type Handle struct {
 	client   provider.Client
 	opts     Options
 
-	mu       sync.Mutex
-	cache    map[provider.Ref]cached
-	inflight map[provider.Ref]*call
+	mu          sync.Mutex
+	cache       map[provider.Ref]cached
+	inflight    map[provider.Ref]*call
 	pending     []*call
 	dispatching bool
-	inserts  int
+	inserts     int
 	// demand and sweepOff drive the sweep (batching clients only): see sweep.
 	demand   map[provider.Ref]*demand
 	sweepOff bool // the last batch call failed as a whole: do not add to the load

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -57,7 +58,8 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		DefaultTransform: cache.TransformStripManagedFields(),
 		// Only Secrets we manage are cached: unrelated Secrets cost no memory.
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManaged: "true"})},
+			&corev1.Secret{}:           {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManaged: "true"})},
+			&v1alpha1.ExternalSecret{}: {Transform: stripExternalSecret},
 		},
 	}
 	if o.Namespace != "" {
@@ -113,4 +115,22 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// stripExternalSecret drops what the operator never reads from a cached
+// ExternalSecret: managedFields and kubectl's last-applied-configuration annotation,
+// a full copy of the manifest on every object applied client-side (kubectl apply,
+// Argo CD's default). The operator writes ExternalSecrets only through patches
+// (status, finalizers), so the server's copies keep both.
+func stripExternalSecret(in any) (any, error) {
+	if o, err := meta.Accessor(in); err == nil {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a != nil {
+			if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				o.SetAnnotations(a)
+			}
+		}
+	}
+	return in, nil
 }

@@ -422,8 +422,14 @@ func TestVaultE2E(t *testing.T) {
 			SecretRef: v1alpha1.SecretKeySelector{Name: "approle", Key: "secret-id"}}})
 		e.externalSecret(t, ns, "db", func(es *v1alpha1.ExternalSecret) {
 			es.Spec.DataFrom = []v1alpha1.DataFromSource{{Dynamic: &v1alpha1.DynamicRef{Path: "database/creds/readonly", RenewPercent: 50}}}
+			// As `kubectl apply` leaves it: the operator's cache drops this annotation,
+			// and its finalizer write must not delete it on the server.
+			es.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"kind":"ExternalSecret"}`}
 		})
 		e.waitReady(t, ns, "db", metav1.ConditionTrue, 30*time.Second)
+		if es := e.getES(t, ns, "db"); len(es.Finalizers) != 1 || es.Annotations[corev1.LastAppliedConfigAnnotation] == "" {
+			t.Fatalf("finalizers %v, annotations %v: want the lease finalizer and kubectl's annotation kept", es.Finalizers, es.Annotations)
+		}
 		// Let the reconciles that the Secret and status writes trigger settle: each
 		// must reuse the lease, not issue another one.
 		time.Sleep(2 * time.Second)
