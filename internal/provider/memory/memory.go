@@ -30,6 +30,7 @@ type Backend struct {
 	Gets, Batches, Finds, Checks, Clients atomic.Int64
 	lastBatch                             atomic.Int64
 	keyCalls                              map[string]int
+	storeChecks                           map[string]int
 }
 
 type version struct {
@@ -39,7 +40,7 @@ type version struct {
 
 // New returns a backend registered under name.
 func New(name string) *Backend {
-	return &Backend{name: name, secrets: map[string][]version{}, tags: map[string]map[string]string{}, keyCalls: map[string]int{}}
+	return &Backend{name: name, secrets: map[string][]version{}, tags: map[string]map[string]string{}, keyCalls: map[string]int{}, storeChecks: map[string]int{}}
 }
 
 // Put stores a new version of key and returns its id ("1", "2", ...).
@@ -79,12 +80,26 @@ func (b *Backend) fail() error {
 
 func (b *Backend) Name() string                              { return b.name }
 func (b *Backend) ValidateStore(v1alpha1.GenericStore) error { return nil }
-func (b *Backend) NewClient(_ context.Context, _ v1alpha1.GenericStore, _ provider.Kube, _ string) (provider.Client, error) {
+func (b *Backend) NewClient(_ context.Context, store v1alpha1.GenericStore, _ provider.Kube, _ string) (provider.Client, error) {
 	b.Clients.Add(1)
-	return &client{b: b}, nil
+	c := &client{b: b}
+	if store != nil {
+		c.store = store.GetNamespace() + "/" + store.GetName()
+	}
+	return c, nil
 }
 
-type client struct{ b *Backend }
+type client struct {
+	b     *Backend
+	store string // namespace/name of the store it was built for
+}
+
+// StoreChecks is how many Check calls the clients of store namespace/name made.
+func (b *Backend) StoreChecks(store string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.storeChecks[store]
+}
 
 // KeyCalls is how many backend calls (single or batch) asked for key.
 func (b *Backend) KeyCalls(key string) int {
@@ -190,6 +205,9 @@ func hasTags(have, want map[string]string) bool {
 
 func (c *client) Check(context.Context) error {
 	c.b.Checks.Add(1)
+	c.b.mu.Lock()
+	c.b.storeChecks[c.store]++
+	c.b.mu.Unlock()
 	return c.b.fail()
 }
 
