@@ -29,8 +29,9 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// TestHandleSweep: the first read of a refresh round refreshes every stale ref of
-// the handle in full batches, so the other readers of the round hit the cache.
+// TestHandleSweep: in a refresh round every batch call is filled up with stale refs
+// readers asked for before, so a round costs full batches and the other readers of
+// the round hit the cache.
 func TestHandleSweep(t *testing.T) {
 	const keys = 30
 	const maxAge = time.Second
