@@ -51,6 +51,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			// A deleted store's clients are closed (a Vault token is revoked).
 			r.Fetcher.Forget(ctx, r.New().GetKind(), req.Namespace, req.Name)
+			r.seen.Delete(req.NamespacedName)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err // transient: cache read failed
@@ -81,13 +82,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{RequeueAfter: r.Recheck*3/4 + time.Duration(rand.Int64N(int64(r.Recheck)/2+1))}, nil
 }
 
-// check returns the Ready reason, a message naming fields (never values) and
-// whether the failure is transient.
+// readyAndCurrent: the store's status says Ready for its current spec.
 func readyAndCurrent(store v1alpha1.GenericStore) bool {
 	st := store.GetStatus()
 	return st.ObservedGeneration == store.GetGeneration() && meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady)
 }
 
+// check returns the Ready reason, a message naming fields (never values) and
+// whether the failure is transient.
 func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (string, string, bool) {
 	p, err := r.Registry.For(store.GetSpec())
 	if err != nil {

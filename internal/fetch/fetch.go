@@ -322,14 +322,12 @@ func (h *Handle) dispatch(ctx context.Context, bg provider.BatchGetter) {
 	time.Sleep(h.opts.BatchWindow)
 	for {
 		h.mu.Lock()
-		empty := len(h.pending) == 0
-		if empty {
+		if len(h.pending) == 0 {
 			h.dispatching = false
-		}
-		h.mu.Unlock()
-		if empty {
+			h.mu.Unlock()
 			return
 		}
+		h.mu.Unlock()
 		h.wait(ctx) // only this goroutine takes from pending: it can only grow meanwhile
 		h.mu.Lock()
 		n := min(bg.MaxBatch(), len(h.pending))

@@ -18,7 +18,6 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -204,31 +203,12 @@ func (e *awsEnv) waitReason(t *testing.T, ns, name, reason string) *v1alpha1.Ext
 
 func (e *awsEnv) waitReasonFor(t *testing.T, timeout time.Duration, ns, name, reason string) *v1alpha1.ExternalSecret {
 	t.Helper()
-	es := &v1alpha1.ExternalSecret{}
-	var last *metav1.Condition
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if err := e.kube.Client.Get(e.ctx(), types.NamespacedName{Namespace: ns, Name: name}, es); err == nil {
-			last = meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady)
-			if last != nil && last.Reason == reason && es.Status.ObservedGeneration == es.Generation {
-				return es
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s/%s reason %s; last Ready condition: %+v", timeout, ns, name, reason, last)
-	return nil
+	return WaitESReason(t, e.kube.Client, timeout, ns, name, reason)
 }
 
 func (e *awsEnv) secret(t *testing.T, ns, name string) *corev1.Secret {
 	t.Helper()
-	s := &corev1.Secret{}
-	err := e.kube.Client.Get(e.ctx(), types.NamespacedName{Namespace: ns, Name: name}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	must(t, err)
-	return s
+	return GetSecret(t, e.kube.Client, ns, name)
 }
 
 // cleanup deletes the namespace's ExternalSecrets when the subtest ends (envtest

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -238,4 +239,38 @@ func AssertNoCanary(t testing.TB, c client.Client, ns, canary string) {
 	if len(lists["events"].(*eventsv1.EventList).Items) == 0 {
 		t.Error("no events recorded: the event check proves nothing")
 	}
+}
+
+// GetSecret returns Secret ns/name, or nil when it does not exist.
+func GetSecret(t testing.TB, c client.Client, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// WaitESReason waits until ExternalSecret ns/name's Ready condition has reason for
+// its current generation; on timeout it fails with the last condition seen.
+func WaitESReason(t testing.TB, c client.Client, timeout time.Duration, ns, name, reason string) *v1alpha1.ExternalSecret {
+	t.Helper()
+	es := &v1alpha1.ExternalSecret{}
+	var last *metav1.Condition
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, es); err == nil {
+			last = meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady)
+			if last != nil && last.Reason == reason && es.Status.ObservedGeneration == es.Generation {
+				return es
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s/%s reason %s; last Ready condition: %+v", timeout, ns, name, reason, last)
+	return nil
 }

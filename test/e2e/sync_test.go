@@ -10,10 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -70,15 +68,7 @@ func remote(key, secretKey string) v1alpha1.DataItem {
 // waitReason waits until the ExternalSecret's Ready condition has reason.
 func (e *syncEnv) waitReason(t *testing.T, ns, name, reason string) *v1alpha1.ExternalSecret {
 	t.Helper()
-	es := &v1alpha1.ExternalSecret{}
-	Eventually(t, 20*time.Second, fmt.Sprintf("%s/%s reason %s", ns, name, reason), func() bool {
-		if err := e.kube.Client.Get(e.ctx(), types.NamespacedName{Namespace: ns, Name: name}, es); err != nil {
-			return false
-		}
-		c := meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady)
-		return c != nil && c.Reason == reason && es.Status.ObservedGeneration == es.Generation
-	})
-	return es
+	return WaitESReason(t, e.kube.Client, 20*time.Second, ns, name, reason)
 }
 
 // syncedOld creates, in a new namespace with a store, ExternalSecret name reading
@@ -95,13 +85,7 @@ func (e *syncEnv) syncedOld(t *testing.T, name string) (string, *v1alpha1.Extern
 
 func (e *syncEnv) secret(t *testing.T, ns, name string) *corev1.Secret {
 	t.Helper()
-	s := &corev1.Secret{}
-	err := e.kube.Client.Get(e.ctx(), types.NamespacedName{Namespace: ns, Name: name}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	must(t, err)
-	return s
+	return GetSecret(t, e.kube.Client, ns, name)
 }
 
 func TestSync(t *testing.T) {

@@ -228,13 +228,7 @@ func (e *vaultEnv) waitReady(t *testing.T, ns, name string, status metav1.Condit
 
 func (e *vaultEnv) secret(t *testing.T, ns, name string) *corev1.Secret {
 	t.Helper()
-	s := &corev1.Secret{}
-	err := e.kube.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	vmust(t, err)
-	return s
+	return GetSecret(t, e.kube.Client, ns, name)
 }
 
 func TestVaultE2E(t *testing.T) {
