@@ -15,8 +15,6 @@ type RealClock struct{}
 
 func (RealClock) Now() time.Time { return time.Now() }
 
-const maxSpread = 30 * time.Second
-
 func refreshInterval(es *v1alpha1.ExternalSecret) time.Duration {
 	if es.Spec.RefreshInterval == nil {
 		return time.Hour
@@ -24,17 +22,15 @@ func refreshInterval(es *v1alpha1.ExternalSecret) time.Duration {
 	return es.Spec.RefreshInterval.Duration
 }
 
-// spread is the window in which the ExternalSecrets of one store refresh in a round.
-func spread(interval time.Duration) time.Duration {
-	return min(interval/10, maxSpread)
-}
-
-// cacheWindow is how old a value read by another ExternalSecret of the same round
-// may be and still be reused instead of calling the backend again. It stays under
-// half the interval, so a refresh never reuses the previous round's value (with
-// short intervals spread+5s would span several rounds and a rotation would wait).
+// cacheWindow is how old a value may be and still serve a scheduled refresh. The
+// fetch layer reads a key up to three quarters of it ahead of the refresh (in a batch
+// with the keys due next), and ExternalSecrets reading several keys reuse values
+// read for the others within it. Half the interval, at most five minutes: a refresh
+// shows the backend as it was at most that long before its slot. Shorter windows
+// cost full batches where a store's keys are few for its interval (100 keys every
+// 10 s fill Secrets Manager's batches of 20 only with a horizon over 2 s).
 func cacheWindow(interval time.Duration) time.Duration {
-	return min(spread(interval)+5*time.Second, interval/2)
+	return min(interval/2, 5*time.Minute)
 }
 
 func hash64(s string) uint64 {
@@ -43,33 +39,43 @@ func hash64(s string) uint64 {
 	return h.Sum64()
 }
 
-// nextSlot is the first refresh time after t. Refreshes are wall-clock aligned per
-// store: a round starts at a phase derived from the store's name and each
-// ExternalSecret refreshes at a fixed offset (from its UID) inside the round's
-// spread. So one store's ExternalSecrets refresh together (one batched read per
-// round) while stores are spread over the interval, and an operator restart does
-// not move anybody's slot: there is no herd after a restart.
+// nextSlot is the first refresh time after t. Slots are wall-clock aligned: every
+// interval at an offset derived from anchor (the store and the first key read), so
+// the ExternalSecrets reading one key refresh at the same moment (one read), the
+// keys of a store are spread evenly over the whole interval (the fetch layer reads
+// them ahead in due order, in full batches, at an even pace), and an operator
+// restart moves nobody's slot: there is no herd after a restart.
 //
 // After a refresh the next slot is at least half an interval away, so a fresh sync is
 // not repeated at once; after a restart (fresh=false) the very next slot is kept,
 // since nobody knows how long ago the last refresh was.
-func nextSlot(t time.Time, interval time.Duration, storeKey, uid string, fresh bool) time.Time {
+func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) time.Time {
 	if interval <= 0 {
 		return time.Time{}
 	}
-	phase := time.Duration(hash64(storeKey) % uint64(interval))
-	offset := time.Duration(0)
-	if sp := spread(interval); sp > 0 {
-		offset = time.Duration(hash64(uid) % uint64(sp))
-	}
-	base := phase + offset
-	n := t.UnixNano() - int64(base)
-	k := n / int64(interval)
-	next := time.Unix(0, (k+1)*int64(interval)+int64(base))
+	base := int64(hash64(anchor) % uint64(interval))
+	k := (t.UnixNano() - base) / int64(interval)
+	next := time.Unix(0, (k+1)*int64(interval)+base)
 	if fresh && next.Sub(t) < interval/2 {
 		next = next.Add(interval)
 	}
 	return next
+}
+
+// anchor places an ExternalSecret's refresh slot: its store and the first key it
+// reads, or its UID when it reads no key by name (find, dynamic, decrypt only).
+func anchor(es *v1alpha1.ExternalSecret) string {
+	for _, d := range es.Spec.Data {
+		if d.RemoteRef != nil {
+			return storeKey(es) + "\x00" + d.RemoteRef.Key
+		}
+	}
+	for _, d := range es.Spec.DataFrom {
+		if d.Extract != nil {
+			return storeKey(es) + "\x00" + d.Extract.Key
+		}
+	}
+	return storeKey(es) + "\x00uid:" + string(es.UID)
 }
 
 func storeKey(es *v1alpha1.ExternalSecret) string {

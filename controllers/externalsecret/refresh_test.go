@@ -1,8 +1,13 @@
 package externalsecret
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
 )
 
 func TestNextSlot(t *testing.T) {
@@ -19,37 +24,68 @@ func TestNextSlot(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				now := t0.Add(time.Duration(i) * 17 * time.Second)
-				n := nextSlot(now, c.interval, "ss/ns/store", "uid-a", true)
+				n := nextSlot(now, c.interval, "ss/ns/store\x00key-a", true)
 				if d := n.Sub(now); d < c.interval/2 || d > c.interval*3/2 {
 					t.Fatalf("next refresh %v after now, want within [%v, %v]", d, c.interval/2, c.interval*3/2)
 				}
 				// Deterministic: a restart computing the slot again gets the same answer.
-				if again := nextSlot(now, c.interval, "ss/ns/store", "uid-a", true); !again.Equal(n) {
+				if again := nextSlot(now, c.interval, "ss/ns/store\x00key-a", true); !again.Equal(n) {
 					t.Fatalf("not deterministic: %v vs %v", n, again)
 				}
 			}
 		})
 	}
-	t.Run("same store refreshes within the spread", func(t *testing.T) {
-		a := nextSlot(t0, time.Hour, "ss/ns/store", "uid-a", true)
-		b := nextSlot(t0, time.Hour, "ss/ns/store", "uid-b", true)
-		if d := a.Sub(b).Abs(); d > spread(time.Hour) && d < time.Hour-spread(time.Hour) {
-			t.Fatalf("two ExternalSecrets of one store are %v apart", d)
+	t.Run("readers of one key share a slot, keys spread over the interval", func(t *testing.T) {
+		if a, b := nextSlot(t0, time.Hour, "ss/ns/store\x00k", true), nextSlot(t0, time.Hour, "ss/ns/store\x00k", true); !a.Equal(b) {
+			t.Fatalf("one key, two slots: %v, %v", a, b)
+		}
+		var tenths [10]int
+		for i := range 1000 {
+			n := nextSlot(t0, time.Minute, fmt.Sprintf("ss/ns/store\x00key-%d", i), true)
+			tenths[int(n.Sub(t0.Truncate(time.Minute))%time.Minute*10/time.Minute)]++
+		}
+		for i, n := range tenths {
+			if n < 60 || n > 140 {
+				t.Fatalf("%d of 1000 keys refresh in tenth %d of the interval, want about 100: %v", n, i, tenths)
+			}
 		}
 	})
 	t.Run("after a restart the very next slot is kept", func(t *testing.T) {
-		fresh := nextSlot(t0, time.Hour, "ss/ns/store", "uid-a", true)
-		restart := nextSlot(t0, time.Hour, "ss/ns/store", "uid-a", false)
+		fresh := nextSlot(t0, time.Hour, "ss/ns/store\x00key-a", true)
+		restart := nextSlot(t0, time.Hour, "ss/ns/store\x00key-a", false)
 		if d := restart.Sub(t0); d <= 0 || d > time.Hour {
 			t.Fatalf("restart slot %v after now", d)
 		}
-		if restart.After(fresh) || (fresh.Sub(t0) >= time.Hour/2 && !restart.Equal(fresh)) {
+		skipped := restart.Sub(t0) < time.Hour/2 // fresh: the slot after
+		if (skipped && !fresh.Equal(restart.Add(time.Hour))) || (!skipped && !fresh.Equal(restart)) {
 			t.Fatalf("restart slot %v, fresh slot %v", restart, fresh)
 		}
 	})
 	t.Run("zero interval never refreshes", func(t *testing.T) {
-		if n := nextSlot(t0, 0, "s", "u", true); !n.IsZero() {
+		if n := nextSlot(t0, 0, "s", true); !n.IsZero() {
 			t.Fatalf("got %v", n)
 		}
 	})
+}
+
+func TestAnchor(t *testing.T) {
+	ref := func(k string) *v1alpha1.RemoteRef { return &v1alpha1.RemoteRef{Key: k} }
+	cases := []struct {
+		name string
+		spec v1alpha1.ExternalSecretSpec
+		want string
+	}{
+		{"first remoteRef key", v1alpha1.ExternalSecretSpec{Data: []v1alpha1.DataItem{{RemoteRef: ref("a")}, {RemoteRef: ref("b")}}}, "ss/ns/s\x00a"},
+		{"extract key when no data", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Extract: &v1alpha1.ExtractRef{Key: "x"}}}}, "ss/ns/s\x00x"},
+		{"uid when no key is named", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Find: &v1alpha1.FindRef{Path: "p"}}}}, "ss/ns/s\x00uid:u1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.spec.SecretStoreRef = v1alpha1.StoreRef{Name: "s"}
+			es := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", UID: "u1"}, Spec: c.spec}
+			if got := anchor(es); got != c.want {
+				t.Fatalf("anchor %q, want %q", got, c.want)
+			}
+		})
+	}
 }

@@ -65,8 +65,9 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if !known && upToDate {
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
-		r.mem.put(es.UID, memory{next: nextSlot(now, interval, storeKey(es), string(es.UID), false), generation: es.Generation, forceSync: force})
-		r.expect(ctx, es, store, cacheWindow(interval))
+		next := nextSlot(now, interval, anchor(es), false)
+		r.mem.put(es.UID, memory{next: next, generation: es.Generation, forceSync: force})
+		r.expect(ctx, es, store, next, interval)
 		return outcome{keep: true}
 	}
 	forced := known && force != mem.forceSync
@@ -82,7 +83,10 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	out := r.refresh(ctx, es, store, filter, existing, maxAge, leases)
 	mem.generation, mem.forceSync = es.Generation, force
-	mem.next = nextSlot(now, interval, storeKey(es), string(es.UID), true)
+	mem.next = nextSlot(now, interval, anchor(es), true)
+	if out.err == nil {
+		r.expect(ctx, es, store, mem.next, interval)
+	}
 	if out.dynamicData != nil {
 		mem.dynamic = out.dynamicData
 	}
@@ -93,22 +97,26 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	return out
 }
 
-// expect tells the fetch layer which keys es will read at its next refresh, so that
-// after a restart the store's first round is read in full batches too (the fetch
-// layer's record of what is read lives in memory). It makes no backend call.
-func (r *Reconciler) expect(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, maxAge time.Duration) {
+// expect tells the fetch layer which keys es will read at its next refresh (at
+// next), so that it reads them just ahead of time, in full batches and at an even
+// pace, and the refresh finds them in its cache. It makes no backend call.
+func (r *Reconciler) expect(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, next time.Time, interval time.Duration) {
+	if next.IsZero() {
+		return
+	}
 	h, err := r.Fetcher.For(ctx, store, es.Namespace)
 	if err != nil {
 		return // the refresh itself will report it
 	}
+	maxAge := cacheWindow(interval)
 	for _, d := range es.Spec.Data {
 		if d.RemoteRef != nil {
-			h.Expect(provider.Ref{Key: d.RemoteRef.Key, Version: d.RemoteRef.Version}, maxAge)
+			h.Expect(provider.Ref{Key: d.RemoteRef.Key, Version: d.RemoteRef.Version}, next, maxAge, interval)
 		}
 	}
 	for _, d := range es.Spec.DataFrom {
 		if d.Extract != nil {
-			h.Expect(provider.Ref{Key: d.Extract.Key, Version: d.Extract.Version}, maxAge)
+			h.Expect(provider.Ref{Key: d.Extract.Key, Version: d.Extract.Version}, next, maxAge, interval)
 		}
 	}
 }

@@ -58,10 +58,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if _, looked := r.seen.LoadOrStore(req.NamespacedName, true); !looked && readyAndCurrent(store) {
 		// First look since start-up at a store that was Ready for its current spec:
-		// trust that until a random point of the recheck period, so a restarted
-		// operator makes no backend call for its stores at once. ExternalSecrets
-		// using a store that broke meanwhile report it themselves.
-		return reconcile.Result{RequeueAfter: time.Duration(rand.Int64N(int64(r.Recheck)) + 1)}, nil
+		// trust that until a random point of the last three quarters of the recheck
+		// period, so a restarted operator makes no backend call for its stores at once
+		// (nor soon after) and their checks stay spread. ExternalSecrets using a store
+		// that broke meanwhile report it themselves.
+		return reconcile.Result{RequeueAfter: r.Recheck/4 + time.Duration(rand.Int64N(int64(r.Recheck)*3/4+1))}, nil
 	}
 	before := store.GetStatus().DeepCopy()
 	reason, msg, transient := r.check(ctx, store)

@@ -1,9 +1,10 @@
 // Package fetch sits between the reconcilers and the providers. It is the
 // performance core: one client per store identity (reused across reconciles and
 // workers, so one Vault login, one AWS credential chain), coalescing of identical
-// concurrent reads, a short-lived value cache that lets every ExternalSecret of a
-// refresh round share one read, and batching of distinct keys into the backend's
-// batch call (SSM GetParameters, Secrets Manager BatchGetSecretValue).
+// concurrent reads, a short-lived value cache, batching of distinct keys into the
+// backend's batch call (SSM GetParameters, Secrets Manager BatchGetSecretValue), and
+// a scheduler per store that reads the keys of scheduled refreshes just ahead of
+// time, in full batches and at an even pace.
 package fetch
 
 import (
@@ -15,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -172,34 +172,55 @@ func (f *Fetcher) credentialVersions(ctx context.Context, store v1alpha1.Generic
 	return b.String(), nil
 }
 
-// Handle is a store identity's client plus its coalescing, cache and batcher.
+// Handle is a store identity's client plus its coalescing, cache, batcher and
+// read-ahead scheduler.
 type Handle struct {
 	provider string
 	client   provider.Client
 	opts     Options
+	bg       provider.BatchGetter // nil: one ref per call
+	maxBatch int                  // refs per call (1 without batching)
+	quotaGap time.Duration        // Paced clients: least time between two calls
 
-	mu          sync.Mutex
-	cache       map[provider.Ref]cached
-	inflight    map[provider.Ref]*call
-	pending     []*call
-	dispatching bool
-	inserts     int
-	// demand and sweepOff drive the sweep (batching clients only): see sweep.
-	demand   map[provider.Ref]*demand
-	sweepOff bool // the last batch call failed as a whole: do not add to the load
+	mu           sync.Mutex
+	cache        map[provider.Ref]cached
+	inflight     map[provider.Ref]*call
+	pending      []*call   // readers' calls not sent yet
+	pendingSince time.Time // when the oldest pending call arrived (zero: send at once)
+	demand       map[provider.Ref]*demand
+	nextCall     time.Time // quota: no call before (wall clock)
+	nextAhead    time.Time // smoothing: no read-ahead call before (wall clock)
+	pausedUntil  time.Time // a call failed as a whole: no read-ahead until then
+	inserts      int
 
-	// pace spaces the backend calls of a Paced client evenly (burst 1): a round's
-	// batch calls never exceed the backend's per-second quota share.
-	pace *rate.Limiter
+	kick    chan struct{} // wakes the scheduler (buffered 1)
+	stop    chan struct{}
+	running bool
+	closed  bool
 
 	findMu    sync.Mutex
 	findCache map[string]cachedFind
 	findCalls map[string]*findCall
 }
 
-// maxCacheAge bounds how long a value stays in memory; callers reuse values for at
-// most a refresh round's window (see controllers/externalsecret cacheWindow).
-const maxCacheAge = 5 * time.Minute
+// maxCacheAge bounds how long a value stays in memory; readers reuse values for at
+// most their maxAge (see controllers/externalsecret cacheWindow, at most 5 minutes).
+const maxCacheAge = 10 * time.Minute
+
+const (
+	// smoothing is how much faster than the demand needs the read-ahead may call:
+	// enough headroom to catch up after a cluster of due refs, little enough that a
+	// second never sees much more than the mean rate.
+	smoothing = 1.15
+	// aheadMargin: a read-ahead call goes out with fewer refs than a full batch
+	// only when its earliest ref is due this soon (or within an eighth of its maxAge).
+	aheadMargin = time.Second
+	// failPause: after a call failed as a whole (throttling, an outage) nothing is
+	// read ahead for this long, so the scheduler never adds load to a backend in trouble.
+	failPause = 10 * time.Second
+	// idleLook bounds how long the scheduler sleeps while refs are expected.
+	idleLook = time.Second
+)
 
 type cached struct {
 	s  provider.Secret
@@ -213,35 +234,32 @@ type call struct {
 	err  error
 }
 
-// demand is what the sweep knows of a ref readers ask for (never its value): how
-// fresh they want it, when it was last read, and how many sweeps read it for nobody.
+// demand is what the scheduler knows of a ref readers will ask for (never its
+// value): when the next reader asks, how fresh it wants the value, how often it asks.
 type demand struct {
-	maxAge  time.Duration // the last non-zero maxAge a reader asked with
-	fetched time.Time     // last successful read
-	idle    int           // sweeps since a reader last asked for it
+	due    time.Time
+	maxAge time.Duration
+	every  time.Duration
+	read   time.Time // last read (attempt) of the ref
 }
 
-const (
-	// maxIdleSweeps: a ref swept this many times without a reader asking for it in
-	// between (its ExternalSecret is gone or changed) is forgotten.
-	maxIdleSweeps = 2
-)
+// horizon is how long before its due time a ref may be read ahead: the value must
+// still be younger than maxAge when the reader asks, with a quarter to spare for a
+// reader that comes late.
+func (d *demand) horizon() time.Duration { return d.maxAge * 3 / 4 }
 
 func newHandle(name string, c provider.Client, opts Options) *Handle {
-	h := &Handle{provider: name, client: c, opts: opts,
+	h := &Handle{provider: name, client: c, opts: opts, maxBatch: 1,
 		cache: map[provider.Ref]cached{}, inflight: map[provider.Ref]*call{}, demand: map[provider.Ref]*demand{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}),
 		findCache: map[string]cachedFind{}, findCalls: map[string]*findCall{}}
+	if bg, ok := c.(provider.BatchGetter); ok && bg.MaxBatch() > 1 {
+		h.bg, h.maxBatch = bg, bg.MaxBatch()
+	}
 	if p, ok := c.(provider.Paced); ok && p.MaxCallsPerSecond() > 0 {
-		h.pace = rate.NewLimiter(rate.Limit(p.MaxCallsPerSecond()), 1)
+		h.quotaGap = time.Duration(float64(time.Second) / p.MaxCallsPerSecond())
 	}
 	return h
-}
-
-// wait blocks until the client may make one more backend call.
-func (h *Handle) wait(ctx context.Context) {
-	if h.pace != nil {
-		_ = h.pace.Wait(ctx) // ctx is never cancelled here (WithoutCancel)
-	}
 }
 
 // Client exposes the provider client for capabilities the fetch layer does not
@@ -251,37 +269,47 @@ func (h *Handle) Client() provider.Client { return h.client }
 // Provider is the provider's name.
 func (h *Handle) Provider() string { return h.provider }
 
-func (h *Handle) close(ctx context.Context) { _ = h.client.Close(ctx) }
+func (h *Handle) close(ctx context.Context) {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		close(h.stop)
+	}
+	h.mu.Unlock()
+	_ = h.client.Close(ctx)
+}
 
-// Expect records that a reader will ask for ref with maxAge (an ExternalSecret that
-// a restarted operator found in sync). The ref has no value yet, so the first batch
-// call of the store's next round sweeps it in with the others. No backend call.
-func (h *Handle) Expect(ref provider.Ref, maxAge time.Duration) {
-	if _, batching := h.client.(provider.BatchGetter); !batching || maxAge <= 0 {
+// Expect records that a reader will ask for ref at due, accepting a value up to
+// maxAge old, and again every interval after that. It makes no backend call: the
+// scheduler reads the ref shortly before due (see ahead), so the reader finds it
+// in the cache. Of several readers expecting one ref, the earliest due time counts.
+func (h *Handle) Expect(ref provider.Ref, due time.Time, maxAge, every time.Duration) {
+	if maxAge <= 0 || every <= 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.demand[ref]; !ok {
-		h.demand[ref] = &demand{maxAge: maxAge}
+	d := h.demand[ref]
+	if d == nil {
+		d = &demand{}
+		h.demand[ref] = d
+	}
+	sooner := d.due.IsZero() || due.Before(d.due)
+	if sooner || d.due.Before(h.opts.Now()) {
+		d.due = due
+	}
+	d.maxAge, d.every = maxAge, every
+	if sooner { // a later due time is noticed at the scheduler's next look
+		h.wake()
 	}
 }
 
 // Get reads ref. A value read less than maxAge ago is reused (maxAge 0 forces a
 // read); identical concurrent reads share one backend call; distinct reads within
-// BatchWindow share a batch call when the client supports batching, and that call
-// also refreshes other refs whose values went stale (see sweep).
+// BatchWindow share a batch call when the client supports batching, and the call's
+// free places carry refs that are due soon (see fill).
 func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration) (provider.Secret, error) {
-	bg, batching := h.client.(provider.BatchGetter)
 	h.mu.Lock()
-	if d := h.demand[ref]; d != nil {
-		d.idle = 0
-		if maxAge > 0 {
-			d.maxAge = maxAge
-		}
-	} else if batching && maxAge > 0 {
-		h.demand[ref] = &demand{maxAge: maxAge}
-	}
 	if c, ok := h.cache[ref]; ok && maxAge > 0 && h.opts.Now().Sub(c.at) < maxAge {
 		h.mu.Unlock()
 		return c.s, nil
@@ -290,11 +318,11 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
-		if batching {
-			h.enqueue(ctx, bg, cl)
-		} else {
-			go h.single(context.WithoutCancel(ctx), cl)
+		if len(h.pending) == 0 {
+			h.pendingSince = time.Now()
 		}
+		h.pending = append(h.pending, cl)
+		h.wake()
 	}
 	h.mu.Unlock()
 	select {
@@ -305,97 +333,222 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	}
 }
 
-// enqueue adds cl to the pending refs and makes sure a dispatcher runs; h.mu is held.
-func (h *Handle) enqueue(ctx context.Context, bg provider.BatchGetter, cl *call) {
-	h.pending = append(h.pending, cl)
-	if !h.dispatching {
-		h.dispatching = true
-		go h.dispatch(context.WithoutCancel(ctx), bg)
+// wake makes sure the scheduler runs and looks again; h.mu is held.
+func (h *Handle) wake() {
+	if h.closed {
+		return
+	}
+	if !h.running {
+		h.running = true
+		go h.run()
+	}
+	select {
+	case h.kick <- struct{}{}:
+	default:
 	}
 }
 
-// dispatch sends the pending refs in batch calls until none are left: first after
-// the batch window (readers arriving together share a call), then as fast as the
-// client's pace allows. Refs that arrive while it waits join the next call, so under
-// load a paced client's calls fill up instead of queueing one call per reader.
-func (h *Handle) dispatch(ctx context.Context, bg provider.BatchGetter) {
-	time.Sleep(h.opts.BatchWindow)
+// run is the scheduler: the one goroutine that sends calls, so the quota and the
+// smoothing hold for the store as a whole.
+func (h *Handle) run() {
 	for {
 		h.mu.Lock()
-		if len(h.pending) == 0 {
-			h.dispatching = false
-			h.mu.Unlock()
+		wait := h.step()
+		h.mu.Unlock()
+		if wait == 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-h.kick:
+		case <-t.C:
+		case <-h.stop:
+			t.Stop()
 			return
 		}
-		h.mu.Unlock()
-		h.wait(ctx) // only this goroutine takes from pending: it can only grow meanwhile
-		h.mu.Lock()
-		n := min(bg.MaxBatch(), len(h.pending))
-		calls := h.sweep(h.pending[:n:n], bg.MaxBatch())
-		h.pending = h.pending[n:]
-		h.mu.Unlock()
-		go h.batch(ctx, bg, calls)
+		t.Stop()
 	}
 }
 
-// sweep fills a batch call's free places (up to limit refs) with refs readers asked
-// for before whose last read is older than the maxAge they ask with: they will be
-// asked for again soon.
-//
-// This is what makes a refresh round cheap. The ExternalSecrets of one store refresh
-// in a round, spread over a few seconds (controllers/externalsecret nextSlot), each
-// accepting a value read earlier in the same round (cacheWindow). Without the sweep
-// each reader arriving after the batch window has closed costs a call carrying one
-// ref (100 ExternalSecrets over one second: about 50 calls). With it every call of the
-// round is full, and the readers of the swept refs find them read or in flight.
-//
-// A ref swept maxIdleSweeps times with no reader asking for it in between is
-// forgotten, and nothing is swept while batch calls fail (throttling, an outage),
-// so the sweep never adds load to a backend in trouble. h.mu is held.
-func (h *Handle) sweep(calls []*call, limit int) []*call {
-	if h.sweepOff || len(calls) >= limit {
-		return calls
+// step sends at most one call and says how long to sleep before looking again
+// (0: look again at once). Readers waiting come first; then the read-ahead. h.mu is held.
+func (h *Handle) step() time.Duration {
+	now := time.Now()
+	if len(h.pending) == 0 && len(h.demand) == 0 {
+		return time.Hour // until kicked
 	}
+	if w := h.nextCall.Sub(now); w > 0 {
+		return w
+	}
+	if len(h.pending) > 0 {
+		if w := h.pendingSince.Add(h.window()).Sub(now); w > 0 {
+			return w
+		}
+		n := min(h.maxBatch, len(h.pending))
+		calls := h.pending[:n:n]
+		h.pending = h.pending[n:]
+		h.pendingSince = time.Time{} // the rest waited long enough already
+		h.send(h.fill(calls), now)
+		return 0
+	}
+	return h.ahead(now)
+}
+
+// window is how long the first reader waits for others to share its call.
+func (h *Handle) window() time.Duration {
+	if h.bg == nil {
+		return 0
+	}
+	return h.opts.BatchWindow
+}
+
+// ahead reads refs shortly before readers will ask for them, so a scheduled refresh
+// finds its value in the cache and never waits for the backend. This is what makes
+// refreshes cheap and even: readers' refresh slots are spread over the interval
+// (controllers/externalsecret nextSlot), the read-ahead takes the refs in due order
+// in full batches, and it calls at most smoothing times as often as the demand
+// needs (one call per maxBatch refs per interval), so a backend sees a steady
+// trickle instead of rounds of bursts, also right after an operator restart. h.mu is held.
+func (h *Handle) ahead(now time.Time) time.Duration {
+	if w := h.pausedUntil.Sub(now); w > 0 {
+		return w
+	}
+	p := h.candidates()
+	if w := h.nextAhead.Sub(now); w > 0 {
+		return min(w, p.look)
+	}
+	if len(p.due) == 0 {
+		return p.look
+	}
+	first := h.demand[p.due[0].ref]
+	if len(p.due) < h.maxBatch && first.due.Sub(h.opts.Now()) > min(aheadMargin, first.maxAge/8) {
+		return min(p.look, 200*time.Millisecond) // wait for the batch to fill
+	}
+	calls := p.due[:min(len(p.due), h.maxBatch)]
+	for _, c := range calls {
+		h.inflight[c.ref] = c
+	}
+	h.send(calls, now)
+	// A sparse demand needs more calls than refs/maxBatch (a call carries only the refs
+	// due within one horizon): never space calls more than half a horizon apart.
+	h.nextAhead = now.Add(min(time.Duration(float64(time.Second)/(smoothing*p.perSecond)), p.horizon/2))
+	return 0
+}
+
+// plan is what the scheduler sees in the demand at one moment.
+type plan struct {
+	due       []*call       // refs to read ahead now, earliest due first
+	perSecond float64       // calls per second the whole demand needs in full batches
+	horizon   time.Duration // the shortest read-ahead horizon of any ref
+	look      time.Duration // until the next ref enters its horizon
+}
+
+// candidates plans the read-ahead: the refs expected within their horizon, not in
+// flight and not fresh enough for their reader. It forgets refs nobody asked for in
+// a whole interval past their due time.
+func (h *Handle) candidates() plan {
 	now := h.opts.Now()
+	p := plan{look: idleLook, horizon: time.Hour}
+	refs := 0.0
+	var order []time.Time
 	for ref, d := range h.demand {
-		if len(calls) >= limit {
-			break
-		}
-		if d.maxAge <= 0 || now.Sub(d.fetched) < d.maxAge {
-			continue
-		}
-		if _, busy := h.inflight[ref]; busy {
-			continue
-		}
-		if d.idle >= maxIdleSweeps {
+		if now.Sub(d.due) > d.every {
 			delete(h.demand, ref)
 			continue
 		}
-		d.idle++ // a reader asking for ref resets it
-		cl := &call{ref: ref, done: make(chan struct{})}
-		h.inflight[ref] = cl
-		calls = append(calls, cl)
+		refs += float64(time.Second) / float64(d.every)
+		p.horizon = min(p.horizon, d.horizon())
+		if _, busy := h.inflight[ref]; busy || !d.read.IsZero() && d.due.Sub(d.read) < d.maxAge {
+			continue
+		}
+		if until := d.due.Add(-d.horizon()).Sub(now); until > 0 {
+			p.look = min(p.look, until)
+			continue
+		}
+		p.due = append(p.due, &call{ref: ref, done: make(chan struct{})})
+		order = append(order, d.due)
+	}
+	sort.Sort(byDue{p.due, order})
+	p.perSecond = max(refs/float64(h.maxBatch), 1e-3)
+	p.look = max(p.look, 10*time.Millisecond)
+	return p
+}
+
+type byDue struct {
+	calls []*call
+	due   []time.Time
+}
+
+func (b byDue) Len() int           { return len(b.calls) }
+func (b byDue) Less(i, j int) bool { return b.due[i].Before(b.due[j]) }
+func (b byDue) Swap(i, j int) {
+	b.calls[i], b.calls[j] = b.calls[j], b.calls[i]
+	b.due[i], b.due[j] = b.due[j], b.due[i]
+}
+
+// fill adds refs due soon to a readers' batch call with free places: a place costs
+// nothing, and the refs' readers then find them in the cache. h.mu is held.
+func (h *Handle) fill(calls []*call) []*call {
+	if h.bg == nil || len(calls) >= h.maxBatch || time.Now().Before(h.pausedUntil) {
+		return calls
+	}
+	for _, c := range h.candidates().due {
+		if len(calls) >= h.maxBatch {
+			break
+		}
+		h.inflight[c.ref] = c
+		calls = append(calls, c)
 	}
 	return calls
 }
 
-func (h *Handle) single(ctx context.Context, cl *call) {
-	h.wait(ctx)
-	cl.s, cl.err = h.client.GetSecret(ctx, cl.ref)
+// send starts calls (one batch call, or one single read) and spaces the next call
+// at the client's quota. h.mu is held.
+func (h *Handle) send(calls []*call, now time.Time) {
+	h.nextCall = now.Add(h.quotaGap)
+	if h.bg != nil {
+		go h.batch(calls)
+		return
+	}
+	for _, c := range calls {
+		go h.single(c)
+	}
+}
+
+// waitQuota blocks until the client may make one more call outside the scheduler
+// (Find), and takes that place.
+func (h *Handle) waitQuota() {
+	for {
+		h.mu.Lock()
+		now := time.Now()
+		w := h.nextCall.Sub(now)
+		if w <= 0 {
+			h.nextCall = now.Add(h.quotaGap)
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+		time.Sleep(w)
+	}
+}
+
+// Calls are made without the readers' contexts: readers sharing a call may give up
+// (ctx cancelled) while the others still wait for it.
+func (h *Handle) single(cl *call) {
+	cl.s, cl.err = h.client.GetSecret(context.Background(), cl.ref)
 	count(h.provider, "get", cl.err)
+	h.failed(cl.err)
 	h.finish(cl)
 }
 
-func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*call) {
+func (h *Handle) batch(calls []*call) {
 	refs := make([]provider.Ref, len(calls))
 	for i, c := range calls {
 		refs[i] = c.ref
 	}
-	res, err := bg.GetSecrets(ctx, refs) // paced by dispatch
+	res, err := h.bg.GetSecrets(context.Background(), refs)
 	count(h.provider, "batch_get", err)
-	h.mu.Lock()
-	h.sweepOff = err != nil
-	h.mu.Unlock()
+	h.failed(err)
 	for i, c := range calls {
 		switch {
 		case err != nil:
@@ -409,16 +562,30 @@ func (h *Handle) batch(ctx context.Context, bg provider.BatchGetter, calls []*ca
 	}
 }
 
+// failed pauses the read-ahead after a call that failed as a whole. A per-ref error
+// (not found, access denied) in a batch does not count: the backend is fine.
+func (h *Handle) failed(err error) {
+	if err == nil {
+		return
+	}
+	if s := provider.Classify(err); s != nil && (errors.Is(s, provider.ErrNotFound) || errors.Is(s, provider.ErrAccessDenied)) {
+		return
+	}
+	h.mu.Lock()
+	h.pausedUntil = time.Now().Add(failPause)
+	h.mu.Unlock()
+}
+
 func (h *Handle) finish(cl *call) {
 	h.mu.Lock()
 	delete(h.inflight, cl.ref)
+	now := h.opts.Now()
+	if d := h.demand[cl.ref]; d != nil {
+		d.read = now // also on error: the ref is not read ahead again before its reader asks
+	}
 	if cl.err == nil {
-		now := h.opts.Now()
 		h.cache[cl.ref] = cached{s: cl.s, at: now}
-		if d := h.demand[cl.ref]; d != nil {
-			d.fetched = now
-		}
-		// Values are only reused for a refresh round (well under maxCacheAge), so
+		// Values are only reused within a reader's maxAge (well under maxCacheAge), so
 		// older ones are dropped now and then: the cache never grows without bound.
 		if h.inserts++; h.inserts%256 == 0 {
 			for ref, c := range h.cache {
@@ -457,7 +624,7 @@ func (h *Handle) Find(ctx context.Context, q provider.FindQuery, maxAge time.Dur
 		h.findCalls[key] = fc
 		go func() {
 			ctx := context.WithoutCancel(ctx)
-			h.wait(ctx)
+			h.waitQuota()
 			fc.res, fc.err = h.client.Find(ctx, q)
 			count(h.provider, "find", fc.err)
 			h.findMu.Lock()

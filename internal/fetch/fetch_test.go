@@ -98,29 +98,6 @@ func TestHandleErrorsAreNotCached(t *testing.T) {
 	}
 }
 
-func TestExpectSweepsAfterRestart(t *testing.T) {
-	b := memory.New("memory")
-	for i := 0; i < 30; i++ {
-		b.Put(fmt.Sprintf("k%d", i), []byte("v"), nil)
-	}
-	h := handleFor(t, b)
-	ctx := context.Background()
-	for i := 1; i < 30; i++ {
-		h.Expect(provider.Ref{Key: fmt.Sprintf("k%d", i)}, time.Minute)
-	}
-	if got := b.Batches.Load(); got != 0 {
-		t.Fatalf("Expect made %d backend calls", got)
-	}
-	for i := 0; i < 30; i++ {
-		if _, err := h.Get(ctx, provider.Ref{Key: fmt.Sprintf("k%d", i)}, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := b.Batches.Load(); got != 3 {
-		t.Fatalf("%d batch calls for a round of 30 expected keys, want 3", got)
-	}
-}
-
 // pacedClient is the memory backend's client declaring a per-second call quota.
 type pacedClient struct {
 	provider.Client

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"os"
@@ -339,58 +338,6 @@ func watchReadiness(ctx context.Context, cfg *rest.Config, cl *cleanups) (*readi
 	return r, nil
 }
 
-// ---- refresh round schedule (mirrors controllers/externalsecret/refresh.go)
-
-func storeSpread(interval time.Duration) time.Duration { return min(interval/10, 30*time.Second) }
-
-func storePhase(ns, name string, interval time.Duration) time.Duration {
-	h := fnv.New64a()
-	h.Write([]byte("ss/" + ns + "/" + name))
-	return time.Duration(h.Sum64() % uint64(interval))
-}
-
-// roundOffset is how far t is past the start of the store's latest round.
-func roundOffset(t time.Time, phase, interval time.Duration) time.Duration {
-	off := (t.UnixNano() - int64(phase)) % int64(interval)
-	if off < 0 {
-		off += int64(interval)
-	}
-	return time.Duration(off)
-}
-
-// quietStart is the first time at or after earliest that is outside every store's
-// refresh round (with margins), so a window of one interval from it holds exactly one
-// complete round per store.
-func quietStart(earliest time.Time, interval time.Duration, phases []time.Duration) time.Time {
-	sp := storeSpread(interval)
-	for d := time.Duration(0); d < interval; d += 250 * time.Millisecond {
-		t := earliest.Add(d)
-		busy := false
-		for _, ph := range phases {
-			off := roundOffset(t, ph, interval)
-			if off < sp+3*time.Second || off > interval-2*time.Second {
-				busy = true
-			}
-		}
-		if !busy {
-			return t
-		}
-	}
-	return earliest
-}
-
-// nextRoundStart is the earliest start of any store's round after t.
-func nextRoundStart(t time.Time, interval time.Duration, phases []time.Duration) time.Time {
-	var best time.Time
-	for _, ph := range phases {
-		next := t.Add(interval - roundOffset(t, ph, interval))
-		if best.IsZero() || next.Before(best) {
-			best = next
-		}
-	}
-	return best
-}
-
 func sleepUntil(ctx context.Context, t time.Time) error {
 	d := time.Until(t)
 	if d <= 0 {
@@ -402,38 +349,4 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	case <-time.After(d):
 		return nil
 	}
-}
-
-// restartTime picks the start-up moment (at or after earliest) for the restart
-// measurement: the one where the most stores have their first round after start-up
-// inside the observation window. The operator skips a slot less than half an interval
-// after start-up, so the first round after a restart is the first slot at least
-// interval/2 away; placing it inside the window is what makes the window show the
-// restart's real cost (its first, cache-cold round) instead of nothing.
-func restartTime(earliest time.Time, interval, window time.Duration, phases []time.Duration) (time.Time, int) {
-	sp := storeSpread(interval)
-	best, bestN := earliest, -1
-	for d := time.Duration(0); d < interval; d += 250 * time.Millisecond {
-		t := earliest.Add(d)
-		n := 0
-		for _, ph := range phases {
-			if first := firstRoundAfterStart(t, interval, ph); first+sp+2*time.Second <= window {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = t, n
-		}
-	}
-	return best, bestN
-}
-
-// firstRoundAfterStart is how long after start-up at t the store's first round
-// begins: its next slot, or the one after when that is less than interval/2 away.
-func firstRoundAfterStart(t time.Time, interval, phase time.Duration) time.Duration {
-	next := interval - roundOffset(t, phase, interval)
-	if next < interval/2 {
-		next += interval
-	}
-	return next
 }

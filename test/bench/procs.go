@@ -395,6 +395,29 @@ func countVault(path string, from, to int64) (vaultCounts, error) {
 	return vc, err
 }
 
+// vaultPerSecond counts the OpenBao audit responses in [from, to) of path by whole
+// seconds since t0, for the n seconds from t0; the others are left out.
+func vaultPerSecond(path string, from, to int64, t0 time.Time, n int) ([]int, error) {
+	out := make([]int, n)
+	err := readLines(path, from, to, func(line []byte) {
+		var e struct {
+			Type string `json:"type"`
+			Time string `json:"time"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.Type != "response" {
+			return
+		}
+		t, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil {
+			return
+		}
+		if d := t.Sub(t0); d >= 0 && d < time.Duration(n)*time.Second {
+			out[d/time.Second]++
+		}
+	})
+	return out, err
+}
+
 // kubeWrites counts the audited writes of user, by "verb resource[/subresource]".
 type kubeWrites struct {
 	Total  int            `json:"total"`

@@ -51,14 +51,15 @@ func report(r *results) {
 			fmtMap(r.ColdAWSCalls), r.ColdVault.Total, r.ColdVault.Logins, r.ColdVault.Reads, r.ColdKubeWrites.Total, fmtMap(r.ColdKubeWrites.ByKind))
 	}
 	if s := r.Steady; s != nil {
-		row("steady round: AWS calls", "%d (%s)", s.AWSTotal, fmtMap(s.AWSCalls))
+		per := fmt.Sprintf("steady per round (mean of %d): ", s.RoundsMeasured)
+		row(per+"AWS calls", "%d (%s)", s.AWSTotal, fmtMap(s.AWSCalls))
 		row("  floor", "GetParameters %d, BatchGetSecretValue %d", s.FloorGetParameters, s.FloorBatchGetSecretValue)
-		row("steady round: Vault requests", "%d (logins %d, KV reads %d, token ops %d; floor: %d reads, 0 logins) [%s]",
+		row(per+"Vault requests", "%d (logins %d, KV reads %d, token ops %d; floor: %d reads, 0 logins) [%s]",
 			s.Vault.Total, s.Vault.Logins, s.Vault.Reads, s.Vault.Token, s.FloorVaultReads, fmtMap(s.Vault.ByPath))
-		row("steady round: Kubernetes writes", "%d (%s; floor 0)", s.KubeWrites.Total, fmtMap(s.KubeWrites.ByKind))
-		row("steady round: operator", "RSS %.0f MiB, CPU %.2f s over %.0f s (%.1f%% of one core)", s.RSSMiB, s.CPUSeconds, s.WindowS, s.CPUPercent)
+		row(per+"Kubernetes writes", "%d (%s; floor 0)", s.KubeWrites.Total, fmtMap(s.KubeWrites.ByKind))
+		row("steady: operator", "RSS %.0f MiB, CPU %.2f s over %.0f s (%.1f%% of one core)", s.RSSMiB, s.CPUSeconds, s.WindowS, s.CPUPercent)
 	} else {
-		row("steady round", "NOT MEASURED")
+		row("steady state", "NOT MEASURED")
 	}
 	if n := r.New; n != nil {
 		row("new during refresh", "%d/%d Ready, p50 %.0f ms, p99 %.0f ms, max %.0f ms", n.Ready, n.Count, n.P50ms, n.P99ms, n.MaxMs)
@@ -72,13 +73,13 @@ func report(r *results) {
 	}
 	row("operator RSS peak (VmHWM)", "%.0f MiB", r.RSSPeakMiB)
 	if h := r.Herd; h != nil {
-		row("restart: AWS calls", "%d in %.0f s: peak %d/s, mean %.2f/s (%s)", h.AWSTotal, h.WindowS, h.PeakPerS, h.MeanPerS, fmtMap(h.AWSCalls))
-		fr := []string{}
-		for _, k := range sortedKeys(h.FirstRoundS) {
-			fr = append(fr, fmt.Sprintf("%s %.0f s", k, h.FirstRoundS[k]))
-		}
-		row("restart: first round after start", "%s (%d inside the window; operator was down %.0f s)", strings.Join(fr, ", "), h.RoundsInWindow, h.DownS)
-		row("restart: Vault requests", "%d (logins %d, KV reads %d)", h.Vault.Total, h.Vault.Logins, h.Vault.Reads)
+		row("restart: AWS calls/s", "peak %d, mean %.2f, ratio %.2f (%d calls in %.0f s: %s)",
+			h.PeakPerS, h.MeanPerS, h.AWSPeakToMean, h.AWSTotal, h.WindowS, fmtMap(h.AWSCalls))
+		row("restart: Vault requests/s", "peak %d, mean %.2f, ratio %.2f (%d requests: logins %d, KV reads %d)",
+			h.VaultPeakPerS, h.VaultMeanPerS, h.VaultPeakToMean, h.Vault.Total, h.Vault.Logins, h.Vault.Reads)
+		row("restart: all backends/s", "peak %d, mean %.2f, ratio %.2f (target: ratio <= %.1f)",
+			h.AllPeakPerS, h.AllMeanPerS, h.AllPeakToMean, herdTargetPeakToMean)
+		row("restart: operator down", "%.1f s", h.DownS)
 		row("restart: Kubernetes writes", "%d (%s)", h.KubeWrites.Total, fmtMap(h.KubeWrites.ByKind))
 		row("restart: still Ready / RSS peak", "%d, %.0f MiB", h.ReadyAfter, h.RSSPeakMiB)
 	} else {
