@@ -86,8 +86,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // refreshPriority: a scheduled refresh waits behind everything a watch event queued
-// (a new or edited ExternalSecret, a drifted Secret), so a refresh round of thousands
-// of ExternalSecrets does not delay the first sync of a new one.
+// (a new or edited ExternalSecret, a drifted Secret), so the steady stream of
+// thousands of scheduled refreshes does not delay the first sync of a new one.
 var refreshPriority = handler.LowPriority
 
 func (r *Reconciler) scheduled(es *v1alpha1.ExternalSecret) reconcile.Result {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -188,9 +189,10 @@ type Handle struct {
 	pending      []*call   // readers' calls not sent yet
 	pendingSince time.Time // when the oldest pending call arrived (zero: send at once)
 	demand       map[provider.Ref]*demand
-	nextCall     time.Time // quota: no call before (wall clock)
-	nextAhead    time.Time // smoothing: no read-ahead call before (wall clock)
-	pausedUntil  time.Time // a call failed as a whole: no read-ahead until then
+	nextCall     time.Time     // quota: no call before (wall clock)
+	smoothAt     time.Time     // smoothing: when the budget was last spent (wall clock)
+	smoothGap    time.Duration // smoothing: least time between calls, from the last plan
+	pausedUntil  time.Time     // a call failed as a whole: no read-ahead until then
 	inserts      int
 
 	kick    chan struct{} // wakes the scheduler (buffered 1)
@@ -237,6 +239,8 @@ type call struct {
 // demand is what the scheduler knows of a ref readers will ask for (never its
 // value): when the next reader asks, how fresh it wants the value, how often it asks.
 type demand struct {
+	ref    provider.Ref
+	busy   bool // a call for ref is in flight
 	due    time.Time
 	maxAge time.Duration
 	every  time.Duration
@@ -291,7 +295,8 @@ func (h *Handle) Expect(ref provider.Ref, due time.Time, maxAge, every time.Dura
 	defer h.mu.Unlock()
 	d := h.demand[ref]
 	if d == nil {
-		d = &demand{}
+		d = &demand{ref: ref}
+		_, d.busy = h.inflight[ref]
 		h.demand[ref] = d
 	}
 	sooner := d.due.IsZero() || due.Before(d.due)
@@ -318,6 +323,9 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
+		if d := h.demand[ref]; d != nil {
+			d.busy = true
+		}
 		if len(h.pending) == 0 {
 			h.pendingSince = time.Now()
 		}
@@ -389,9 +397,22 @@ func (h *Handle) step() time.Duration {
 		h.pending = h.pending[n:]
 		h.pendingSince = time.Time{} // the rest waited long enough already
 		h.send(h.fill(calls), now)
+		// A reader's call is not delayed, but it spends the read-ahead's budget (at
+		// most a second's worth), so readers and read-ahead together stay near the
+		// smoothed rate: after a restart readers arrive before the read-ahead caught up.
+		if h.smoothAt = maxTime(h.smoothAt, now.Add(-h.smoothGap)).Add(h.smoothGap); h.smoothAt.After(now.Add(time.Second)) {
+			h.smoothAt = now.Add(time.Second)
+		}
 		return 0
 	}
 	return h.ahead(now)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // window is how long the first reader waits for others to share its call.
@@ -414,30 +435,28 @@ func (h *Handle) ahead(now time.Time) time.Duration {
 		return w
 	}
 	p := h.candidates()
-	if w := h.nextAhead.Sub(now); w > 0 {
+	// The gap follows the demand as it is now (it grows fast after a restart), and
+	// a sparse demand needs more calls than refs/maxBatch (a call carries only the
+	// refs due within one horizon): never more than half a horizon between calls.
+	h.smoothGap = min(time.Duration(float64(time.Second)/(smoothing*p.perSecond)), p.horizon/2)
+	if w := h.smoothAt.Add(h.smoothGap).Sub(now); w > 0 {
 		return min(w, p.look)
 	}
 	if len(p.due) == 0 {
 		return p.look
 	}
-	first := h.demand[p.due[0].ref]
+	first := p.due[0]
 	if len(p.due) < h.maxBatch && first.due.Sub(h.opts.Now()) > min(aheadMargin, first.maxAge/8) {
 		return min(p.look, 200*time.Millisecond) // wait for the batch to fill
 	}
-	calls := p.due[:min(len(p.due), h.maxBatch)]
-	for _, c := range calls {
-		h.inflight[c.ref] = c
-	}
-	h.send(calls, now)
-	// A sparse demand needs more calls than refs/maxBatch (a call carries only the refs
-	// due within one horizon): never space calls more than half a horizon apart.
-	h.nextAhead = now.Add(min(time.Duration(float64(time.Second)/(smoothing*p.perSecond)), p.horizon/2))
-	return 0
+	h.send(h.take(nil, p.due), now)
+	h.smoothAt = now
+	return h.smoothGap
 }
 
 // plan is what the scheduler sees in the demand at one moment.
 type plan struct {
-	due       []*call       // refs to read ahead now, earliest due first
+	due       []*demand     // refs to read ahead now, earliest due first
 	perSecond float64       // calls per second the whole demand needs in full batches
 	horizon   time.Duration // the shortest read-ahead horizon of any ref
 	look      time.Duration // until the next ref enters its horizon
@@ -445,12 +464,12 @@ type plan struct {
 
 // candidates plans the read-ahead: the refs expected within their horizon, not in
 // flight and not fresh enough for their reader. It forgets refs nobody asked for in
-// a whole interval past their due time.
+// a whole interval past their due time. It runs on every look of the scheduler,
+// so it allocates nothing per ref it skips.
 func (h *Handle) candidates() plan {
 	now := h.opts.Now()
 	p := plan{look: idleLook, horizon: time.Hour}
 	refs := 0.0
-	var order []time.Time
 	for ref, d := range h.demand {
 		if now.Sub(d.due) > d.every {
 			delete(h.demand, ref)
@@ -458,32 +477,33 @@ func (h *Handle) candidates() plan {
 		}
 		refs += float64(time.Second) / float64(d.every)
 		p.horizon = min(p.horizon, d.horizon())
-		if _, busy := h.inflight[ref]; busy || !d.read.IsZero() && d.due.Sub(d.read) < d.maxAge {
+		if d.busy || !d.read.IsZero() && d.due.Sub(d.read) < d.maxAge {
 			continue
 		}
 		if until := d.due.Add(-d.horizon()).Sub(now); until > 0 {
 			p.look = min(p.look, until)
 			continue
 		}
-		p.due = append(p.due, &call{ref: ref, done: make(chan struct{})})
-		order = append(order, d.due)
+		p.due = append(p.due, d)
 	}
-	sort.Sort(byDue{p.due, order})
+	slices.SortFunc(p.due, func(a, b *demand) int { return a.due.Compare(b.due) })
 	p.perSecond = max(refs/float64(h.maxBatch), 1e-3)
 	p.look = max(p.look, 10*time.Millisecond)
 	return p
 }
 
-type byDue struct {
-	calls []*call
-	due   []time.Time
-}
-
-func (b byDue) Len() int           { return len(b.calls) }
-func (b byDue) Less(i, j int) bool { return b.due[i].Before(b.due[j]) }
-func (b byDue) Swap(i, j int) {
-	b.calls[i], b.calls[j] = b.calls[j], b.calls[i]
-	b.due[i], b.due[j] = b.due[j], b.due[i]
+// take adds calls for the first due refs to calls, up to a full batch. h.mu is held.
+func (h *Handle) take(calls []*call, due []*demand) []*call {
+	for _, d := range due {
+		if len(calls) >= h.maxBatch {
+			break
+		}
+		c := &call{ref: d.ref, done: make(chan struct{})}
+		h.inflight[d.ref] = c
+		d.busy = true
+		calls = append(calls, c)
+	}
+	return calls
 }
 
 // fill adds refs due soon to a readers' batch call with free places: a place costs
@@ -492,14 +512,7 @@ func (h *Handle) fill(calls []*call) []*call {
 	if h.bg == nil || len(calls) >= h.maxBatch || time.Now().Before(h.pausedUntil) {
 		return calls
 	}
-	for _, c := range h.candidates().due {
-		if len(calls) >= h.maxBatch {
-			break
-		}
-		h.inflight[c.ref] = c
-		calls = append(calls, c)
-	}
-	return calls
+	return h.take(calls, h.candidates().due)
 }
 
 // send starts calls (one batch call, or one single read) and spaces the next call
@@ -581,6 +594,7 @@ func (h *Handle) finish(cl *call) {
 	delete(h.inflight, cl.ref)
 	now := h.opts.Now()
 	if d := h.demand[cl.ref]; d != nil {
+		d.busy = false
 		d.read = now // also on error: the ref is not read ahead again before its reader asks
 	}
 	if cl.err == nil {

@@ -108,7 +108,7 @@ type pacedClient struct {
 func (p pacedClient) MaxCallsPerSecond() float64 { return p.perSecond }
 
 // TestPacedClientCallsAreSpaced: a Paced client's calls (batch, single-ref and find
-// alike) are spaced at its rate, so a round's batch calls never burst above the quota.
+// alike) are spaced at its rate, so a store's calls never burst above the quota.
 func TestPacedClientCallsAreSpaced(t *testing.T) {
 	b := memory.New("memory")
 	for i := range 6 {
