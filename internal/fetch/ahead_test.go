@@ -107,3 +107,44 @@ func TestReadAheadForgetsAndPauses(t *testing.T) {
 		}
 	})
 }
+
+// TestMissedReadersShareACall: expected readers whose refs the read-ahead did not
+// read (here it is paused after a failure) wait for each other instead of each
+// making its own call; a reader nobody expected is not held back that long.
+func TestMissedReadersShareACall(t *testing.T) {
+	b := memory.New("memory")
+	putKeys(b, 6, "v")
+	h := handleFor(t, b)
+	b.Fail(provider.Wrap(provider.ErrUnavailable, "503", errors.New("down")))
+	if _, err := h.Get(context.Background(), keyRef(5), 0); err == nil { // pauses the read-ahead
+		t.Fatal("read succeeded during the outage")
+	}
+	b.Fail(nil)
+	for i := range 5 {
+		h.Expect(keyRef(i), time.Now(), time.Minute, time.Hour)
+	}
+	before := b.Batches.Load()
+	done := make(chan error, 5)
+	for i := range 5 {
+		go func() {
+			_, err := h.Get(context.Background(), keyRef(i), time.Minute)
+			done <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+	}
+	for range 5 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.Batches.Load() - before; got != 1 {
+		t.Fatalf("5 expected readers arriving over 0.5 s made %d calls, want 1", got)
+	}
+	start := time.Now()
+	if _, err := h.Get(context.Background(), keyRef(5), 0); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("an unexpected reader waited %s", took)
+	}
+}

@@ -187,11 +187,12 @@ type Handle struct {
 	cache        map[provider.Ref]cached
 	inflight     map[provider.Ref]*call
 	pending      []*call   // readers' calls not sent yet
-	pendingSince time.Time // when the oldest pending call arrived (zero: send at once)
+	pendingBy    time.Time // when the pending calls must go (zero: at once)
 	demand       map[provider.Ref]*demand
 	nextCall     time.Time     // quota: no call before (wall clock)
 	smoothAt     time.Time     // smoothing: when the budget was last spent (wall clock)
 	smoothGap    time.Duration // smoothing: least time between calls, from the last plan
+	plannedAt    time.Time     // the last read-ahead plan (wall clock)
 	pausedUntil  time.Time     // a call failed as a whole: no read-ahead until then
 	inserts      int
 
@@ -222,6 +223,13 @@ const (
 	failPause = 10 * time.Second
 	// idleLook bounds how long the scheduler sleeps while refs are expected.
 	idleLook = time.Second
+	// planEvery: the read-ahead is planned (a pass over the store's expected refs)
+	// at most this often, however often readers register (thousands per second in a
+	// cold burst); readers' own calls are not held back by it.
+	planEvery = 50 * time.Millisecond
+	// missedWindow is how long an expected reader whose ref the read-ahead did not
+	// read waits for others to share its batch call.
+	missedWindow = time.Second
 )
 
 type cached struct {
@@ -323,11 +331,17 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
+		wait := h.window()
 		if d := h.demand[ref]; d != nil {
 			d.busy = true
+			if h.bg != nil && !h.opts.Now().Before(d.due.Add(-aheadMargin)) {
+				// An expected reader the read-ahead did not reach (right after a restart):
+				// the others due now join its call instead of each making its own.
+				wait = missedWindow
+			}
 		}
-		if len(h.pending) == 0 {
-			h.pendingSince = time.Now()
+		if by := time.Now().Add(wait); len(h.pending) == 0 || by.Before(h.pendingBy) {
+			h.pendingBy = by
 		}
 		h.pending = append(h.pending, cl)
 		h.wake()
@@ -389,13 +403,13 @@ func (h *Handle) step() time.Duration {
 		return w
 	}
 	if len(h.pending) > 0 {
-		if w := h.pendingSince.Add(h.window()).Sub(now); w > 0 {
+		if w := h.pendingBy.Sub(now); w > 0 && len(h.pending) < h.maxBatch {
 			return w
 		}
 		n := min(h.maxBatch, len(h.pending))
 		calls := h.pending[:n:n]
 		h.pending = h.pending[n:]
-		h.pendingSince = time.Time{} // the rest waited long enough already
+		h.pendingBy = time.Time{} // the rest waited long enough already
 		h.send(h.fill(calls), now)
 		// A reader's call is not delayed, but it spends the read-ahead's budget (at
 		// most a second's worth), so readers and read-ahead together stay near the
@@ -431,9 +445,10 @@ func (h *Handle) window() time.Duration {
 // needs (one call per maxBatch refs per interval), so a backend sees a steady
 // trickle instead of rounds of bursts, also right after an operator restart. h.mu is held.
 func (h *Handle) ahead(now time.Time) time.Duration {
-	if w := h.pausedUntil.Sub(now); w > 0 {
+	if w := max(h.pausedUntil.Sub(now), h.plannedAt.Add(planEvery).Sub(now)); w > 0 {
 		return w
 	}
+	h.plannedAt = now
 	p := h.candidates()
 	// The gap follows the demand as it is now (it grows fast after a restart), and
 	// a sparse demand needs more calls than refs/maxBatch (a call carries only the
