@@ -183,18 +183,18 @@ type Handle struct {
 	maxBatch int                  // refs per call (1 without batching)
 	quotaGap time.Duration        // Paced clients: least time between two calls
 
-	mu           sync.Mutex
-	cache        map[provider.Ref]cached
-	inflight     map[provider.Ref]*call
-	pending      []*call   // readers' calls not sent yet
-	pendingBy    time.Time // when the pending calls must go (zero: at once)
-	demand       map[provider.Ref]*demand
-	nextCall     time.Time     // quota: no call before (wall clock)
-	smoothAt     time.Time     // smoothing: when the budget was last spent (wall clock)
-	smoothGap    time.Duration // smoothing: least time between calls, from the last plan
-	plannedAt    time.Time     // the last read-ahead plan (wall clock)
-	pausedUntil  time.Time     // a call failed as a whole: no read-ahead until then
-	inserts      int
+	mu          sync.Mutex
+	cache       map[provider.Ref]cached
+	inflight    map[provider.Ref]*call
+	pending     []*call   // readers' calls not sent yet
+	pendingBy   time.Time // when the pending calls must go (zero: at once)
+	demand      map[provider.Ref]*demand
+	nextCall    time.Time     // quota: no call before (wall clock)
+	smoothAt    time.Time     // smoothing: when the budget was last spent (wall clock)
+	smoothGap   time.Duration // smoothing: least time between calls, from the last plan
+	plannedAt   time.Time     // the last read-ahead plan (wall clock)
+	pausedUntil time.Time     // a call failed as a whole: no read-ahead until then
+	inserts     int
 
 	kick    chan struct{} // wakes the scheduler (buffered 1)
 	stop    chan struct{}
