@@ -62,6 +62,26 @@ func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) ti
 	return next
 }
 
+// afterStartup is when an ExternalSecret found in sync at start-up refreshes: at its
+// kept slot, but not before a short grace after start-up. The fetch layer reads its
+// keys ahead at the slot (at an even pace, in due order); without the grace the
+// readers due in the first seconds would come before that read-ahead has caught up
+// and make their own calls, all at once. A value read at the slot is still within
+// the cache window when the reader comes, a few seconds late, once.
+func afterStartup(slot, now time.Time, interval time.Duration) time.Time {
+	if slot.IsZero() {
+		return slot
+	}
+	return maxTime(slot, now.Add(min(cacheWindow(interval)/3, 10*time.Second)))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // anchor places an ExternalSecret's refresh slot: its store and the first key it
 // reads, or its UID when it reads no key by name (find, dynamic, decrypt only).
 func anchor(es *v1alpha1.ExternalSecret) string {

@@ -89,3 +89,25 @@ func TestAnchor(t *testing.T) {
 		})
 	}
 }
+
+func TestAfterStartup(t *testing.T) {
+	now := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name     string
+		slot     time.Time
+		interval time.Duration
+		want     time.Time
+	}{
+		{"a slot past the grace is kept", now.Add(20 * time.Second), time.Minute, now.Add(20 * time.Second)},
+		{"a slot inside the grace waits for it (10 s at most)", now.Add(2 * time.Second), time.Minute, now.Add(10 * time.Second)},
+		{"short intervals: a third of the cache window", now, 6 * time.Second, now.Add(time.Second)},
+		{"no refresh stays none", time.Time{}, 0, time.Time{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := afterStartup(c.slot, now, c.interval); !got.Equal(c.want) {
+				t.Fatalf("afterStartup = %v, want %v", got, c.want)
+			}
+		})
+	}
+}

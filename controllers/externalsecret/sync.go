@@ -66,7 +66,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
 		next := nextSlot(now, interval, anchor(es), false)
-		r.mem.put(es.UID, memory{next: next, generation: es.Generation, forceSync: force})
+		r.mem.put(es.UID, memory{next: afterStartup(next, now, interval), generation: es.Generation, forceSync: force})
 		r.expect(ctx, es, store, next, interval)
 		return outcome{keep: true}
 	}

@@ -188,7 +188,6 @@ type Handle struct {
 	inflight    map[provider.Ref]*call
 	pending     []*call   // readers' calls not sent yet
 	pendingBy   time.Time // when the pending calls must go (zero: at once)
-	late        []*call   // expected readers' calls the read-ahead did not reach, oldest first
 	demand      map[provider.Ref]*demand
 	nextCall    time.Time     // quota: no call before (wall clock)
 	smoothAt    time.Time     // smoothing: when the budget was last spent (wall clock)
@@ -239,7 +238,6 @@ type cached struct {
 }
 
 type call struct {
-	by   time.Time // a late call goes by then, smoothing or not
 	ref  provider.Ref
 	done chan struct{}
 	s    provider.Secret
@@ -333,23 +331,19 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
-		d := h.demand[ref]
-		if d != nil {
+		wait := h.window()
+		if d := h.demand[ref]; d != nil {
 			d.busy = true
+			if h.bg != nil && !h.opts.Now().Before(d.due.Add(-aheadMargin)) {
+				// An expected reader the read-ahead did not reach (right after a restart):
+				// the others due now join its call instead of each making its own.
+				wait = missedWindow
+			}
 		}
-		switch {
-		case d != nil && !h.opts.Now().Before(d.due.Add(-aheadMargin)):
-			// An expected reader the read-ahead did not reach (right after a restart):
-			// its call waits for the smoothing like the read-ahead's, up to missedWindow,
-			// and others due now join it instead of each making its own.
-			cl.by = time.Now().Add(missedWindow)
-			h.late = append(h.late, cl)
-		case len(h.pending) == 0:
-			h.pendingBy = time.Now().Add(h.window())
-			fallthrough
-		default:
-			h.pending = append(h.pending, cl)
+		if by := time.Now().Add(wait); len(h.pending) == 0 || by.Before(h.pendingBy) {
+			h.pendingBy = by
 		}
+		h.pending = append(h.pending, cl)
 		h.wake()
 	}
 	h.mu.Unlock()
@@ -399,12 +393,10 @@ func (h *Handle) run() {
 }
 
 // step sends at most one call and says how long to sleep before looking again
-// (0: look again at once). Readers nobody expected come first (a new ExternalSecret
-// is not held back); then expected readers the read-ahead missed; then the read-ahead.
-// h.mu is held.
+// (0: look again at once). Readers waiting come first; then the read-ahead. h.mu is held.
 func (h *Handle) step() time.Duration {
 	now := time.Now()
-	if len(h.pending) == 0 && len(h.late) == 0 && len(h.demand) == 0 {
+	if len(h.pending) == 0 && len(h.demand) == 0 {
 		return time.Hour // until kicked
 	}
 	if w := h.nextCall.Sub(now); w > 0 {
@@ -418,36 +410,16 @@ func (h *Handle) step() time.Duration {
 		calls := h.pending[:n:n]
 		h.pending = h.pending[n:]
 		h.pendingBy = time.Time{} // the rest waited long enough already
-		calls, h.late = h.takeLate(calls)
 		h.send(h.fill(calls), now)
-		// Not delayed, but it spends the read-ahead's budget (at most a second's worth),
-		// so readers and read-ahead together stay near the smoothed rate.
+		// A reader's call is not delayed, but it spends the read-ahead's budget (at
+		// most a second's worth), so readers and read-ahead together stay near the
+		// smoothed rate: after a restart readers arrive before the read-ahead caught up.
 		if h.smoothAt = maxTime(h.smoothAt, now.Add(-h.smoothGap)).Add(h.smoothGap); h.smoothAt.After(now.Add(time.Second)) {
 			h.smoothAt = now.Add(time.Second)
 		}
 		return 0
 	}
-	if len(h.late) > 0 {
-		w := h.late[0].by.Sub(now)
-		if now.After(h.pausedUntil) { // a backend in trouble gets the fewest calls: the whole window
-			w = min(w, h.smoothAt.Add(h.smoothGap).Sub(now))
-		}
-		if w > 0 && len(h.late) < h.maxBatch {
-			return w
-		}
-		var calls []*call
-		calls, h.late = h.takeLate(calls)
-		h.send(h.fill(calls), now)
-		h.smoothAt = now
-		return 0
-	}
 	return h.ahead(now)
-}
-
-// takeLate moves the oldest late calls into calls, up to a full batch. h.mu is held.
-func (h *Handle) takeLate(calls []*call) ([]*call, []*call) {
-	n := min(h.maxBatch-len(calls), len(h.late))
-	return append(calls, h.late[:n]...), h.late[n:]
 }
 
 func maxTime(a, b time.Time) time.Time {
