@@ -63,23 +63,19 @@ func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) ti
 }
 
 // afterStartup is when an ExternalSecret found in sync at start-up refreshes: at its
-// kept slot, but not before a short grace after start-up. The fetch layer reads its
-// keys ahead at the slot (at an even pace, in due order); without the grace the
-// readers due in the first seconds would come before that read-ahead has caught up
-// and make their own calls, all at once. A value read at the slot is still within
-// the cache window when the reader comes, a few seconds late, once.
+// kept slot, or, when that falls within a short grace after start-up, as much later.
+// The fetch layer reads its keys ahead of the slot, in due order at an even pace,
+// starting once the operator has registered what is due; without the shift the
+// readers of the first seconds would come before that read-ahead caught up and make
+// their own calls at once, and shifting them all to the end of the grace would make
+// them come at once. A value read at the slot is still within the cache window when
+// the reader comes, a few seconds late, once.
 func afterStartup(slot, now time.Time, interval time.Duration) time.Time {
-	if slot.IsZero() {
+	grace := min(cacheWindow(interval)/3, 10*time.Second)
+	if slot.IsZero() || !slot.Before(now.Add(grace)) {
 		return slot
 	}
-	return maxTime(slot, now.Add(min(cacheWindow(interval)/3, 10*time.Second)))
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+	return slot.Add(grace)
 }
 
 // anchor places an ExternalSecret's refresh slot: its store and the first key it

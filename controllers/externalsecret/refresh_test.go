@@ -99,7 +99,7 @@ func TestAfterStartup(t *testing.T) {
 		want     time.Time
 	}{
 		{"a slot past the grace is kept", now.Add(20 * time.Second), time.Minute, now.Add(20 * time.Second)},
-		{"a slot inside the grace waits for it (10 s at most)", now.Add(2 * time.Second), time.Minute, now.Add(10 * time.Second)},
+		{"a slot inside the grace moves by the grace (10 s at most)", now.Add(2 * time.Second), time.Minute, now.Add(12 * time.Second)},
 		{"short intervals: a third of the cache window", now, 6 * time.Second, now.Add(time.Second)},
 		{"no refresh stays none", time.Time{}, 0, time.Time{}},
 	}
