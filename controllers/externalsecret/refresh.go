@@ -63,19 +63,19 @@ func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) ti
 }
 
 // afterStartup is when an ExternalSecret found in sync at start-up refreshes: at its
-// kept slot, or, when that falls within a short grace after start-up, as much later.
-// The fetch layer reads its keys ahead of the slot, in due order at an even pace,
-// starting once the operator has registered what is due; without the shift the
-// readers of the first seconds would come before that read-ahead caught up and make
-// their own calls at once, and shifting them all to the end of the grace would make
-// them come at once. A value read at the slot is still within the cache window when
-// the reader comes, a few seconds late, once.
+// kept slot, or a short grace later when that slot falls within one cache window of
+// start-up. The fetch layer reads keys ahead of their slots, in due order at an even
+// pace only 15 % faster than the demand, and it starts only once the operator has
+// registered what is due: for the slots of the first window it runs behind, and their
+// readers would make their own calls, several per second. The grace (a quarter of the
+// cache window, at most 10 s) covers that lag, and a value read ahead is still within
+// the cache window when its reader comes, a few seconds late, once.
 func afterStartup(slot, now time.Time, interval time.Duration) time.Time {
-	grace := min(cacheWindow(interval)/3, 10*time.Second)
-	if slot.IsZero() || !slot.Before(now.Add(grace)) {
+	window := cacheWindow(interval)
+	if slot.IsZero() || !slot.Before(now.Add(window)) {
 		return slot
 	}
-	return slot.Add(grace)
+	return slot.Add(min(window/4, 10*time.Second))
 }
 
 // anchor places an ExternalSecret's refresh slot: its store and the first key it

@@ -98,9 +98,10 @@ func TestAfterStartup(t *testing.T) {
 		interval time.Duration
 		want     time.Time
 	}{
-		{"a slot past the grace is kept", now.Add(20 * time.Second), time.Minute, now.Add(20 * time.Second)},
-		{"a slot inside the grace moves by the grace (10 s at most)", now.Add(2 * time.Second), time.Minute, now.Add(12 * time.Second)},
-		{"short intervals: a third of the cache window", now, 6 * time.Second, now.Add(time.Second)},
+		{"a slot past the first cache window is kept", now.Add(40 * time.Second), time.Minute, now.Add(40 * time.Second)},
+		{"a slot inside it moves by a quarter of the window", now.Add(2 * time.Second), time.Minute, now.Add(9500 * time.Millisecond)},
+		{"at most 10 s", now.Add(time.Minute), time.Hour, now.Add(70 * time.Second)},
+		{"short intervals: a quarter of the cache window", now, 8 * time.Second, now.Add(time.Second)},
 		{"no refresh stays none", time.Time{}, 0, time.Time{}},
 	}
 	for _, c := range cases {
