@@ -334,9 +334,10 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 		wait := h.window()
 		if d := h.demand[ref]; d != nil {
 			d.busy = true
-			if h.bg != nil && !h.opts.Now().Before(d.due.Add(-aheadMargin)) {
-				// An expected reader the read-ahead did not reach (right after a restart):
-				// the others due now join its call instead of each making its own.
+			if h.bg != nil && d.read.IsZero() && !h.opts.Now().Before(d.due.Add(-aheadMargin)) {
+				// An expected reader the read-ahead has not reached yet (right after a
+				// restart): the others due now join its call instead of each making its
+				// own. Not a retry after a failed read: that goes at once.
 				wait = missedWindow
 			}
 		}
