@@ -248,7 +248,6 @@ type call struct {
 // value): when the next reader asks, how fresh it wants the value, how often it asks.
 type demand struct {
 	ref    provider.Ref
-	busy   bool // a call for ref is in flight
 	due    time.Time
 	maxAge time.Duration
 	every  time.Duration
@@ -304,7 +303,6 @@ func (h *Handle) Expect(ref provider.Ref, due time.Time, maxAge, every time.Dura
 	d := h.demand[ref]
 	if d == nil {
 		d = &demand{ref: ref}
-		_, d.busy = h.inflight[ref]
 		h.demand[ref] = d
 	}
 	sooner := d.due.IsZero() || due.Before(d.due)
@@ -333,7 +331,6 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 		h.inflight[ref] = cl
 		wait := h.window()
 		if d := h.demand[ref]; d != nil {
-			d.busy = true
 			if h.bg != nil && d.read.IsZero() && !h.opts.Now().Before(d.due.Add(-aheadMargin)) {
 				// An expected reader the read-ahead has not reached yet (right after a
 				// restart): the others due now join its call instead of each making its
@@ -493,7 +490,10 @@ func (h *Handle) candidates() plan {
 		}
 		refs += float64(time.Second) / float64(d.every)
 		p.horizon = min(p.horizon, d.horizon())
-		if d.busy || !d.read.IsZero() && d.due.Sub(d.read) < d.maxAge {
+		if !d.read.IsZero() && d.due.Sub(d.read) < d.maxAge {
+			continue
+		}
+		if _, busy := h.inflight[ref]; busy {
 			continue
 		}
 		if until := d.due.Add(-d.horizon()).Sub(now); until > 0 {
@@ -516,7 +516,6 @@ func (h *Handle) take(calls []*call, due []*demand) []*call {
 		}
 		c := &call{ref: d.ref, done: make(chan struct{})}
 		h.inflight[d.ref] = c
-		d.busy = true
 		calls = append(calls, c)
 	}
 	return calls
@@ -610,7 +609,6 @@ func (h *Handle) finish(cl *call) {
 	delete(h.inflight, cl.ref)
 	now := h.opts.Now()
 	if d := h.demand[cl.ref]; d != nil {
-		d.busy = false
 		d.read = now // also on error: the ref is not read ahead again before its reader asks
 	}
 	if cl.err == nil {
