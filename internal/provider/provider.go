@@ -37,6 +37,10 @@ type Ref struct {
 type Secret struct {
 	Value   []byte
 	Version string
+	// Key is, for Find results, the secret's key as a remoteRef.key in the same
+	// store would name it (SSM/SM: the full name; Vault: the path relative to the KV
+	// mount). allowedKeys are checked against it. Empty for GetSecret results.
+	Key string
 }
 
 // FindQuery selects many remote secrets. Path is a prefix/hierarchy/folder; NameRegexp
