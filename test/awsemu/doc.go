@@ -15,7 +15,8 @@
 // unsigned, as on AWS.
 //
 // Beyond AWS, tests get per-operation call counters (Calls, ResetCalls), injected
-// latency (SetLatency), faults (InjectFault: throttling, 5xx, 503, closed connections),
+// latency (SetLatency), faults (InjectFault: throttling, 5xx, 503, closed connections,
+// and the misbehaviour a client must survive, below),
 // a web identity token hook (SetWebIdentityValidator) and the caller of the last request
 // per operation (LastCaller). The same controls are served over HTTP under /_emu/ for
 // the standalone binary (cmd/awsemu):
@@ -25,7 +26,10 @@
 //	GET    /_emu/calls?op=GetParameter  {"op": "GetParameter", "calls": 2}
 //	DELETE /_emu/calls                  reset the counters
 //	POST   /_emu/faults                 {"op": "GetParameter", "kind": "throttle", "times": 2}
-//	                                    kinds: throttle | server-error | unavailable | close
+//	                                    kinds: throttle | server-error | unavailable | close |
+//	                                    endless-token-repeat | endless-token-fresh |
+//	                                    huge-response | empty-200 | 404-no-code
+//	                                    (huge-response takes "size": bytes, default 64 MiB)
 //	DELETE /_emu/faults                 clear every fault
 //	POST   /_emu/latency                {"op": "", "duration": "50ms"}  ("" = every operation)
 //	POST   /_emu/seed                   a seed document (below), added to the data
@@ -33,6 +37,30 @@
 //	POST   /_emu/reset                  delete every secret, parameter and issued credential
 //	GET    /_emu/caller?op=ListSecrets  the Caller of the last request to op (404: none)
 //	GET    /_emu/web-identity           claims of the last web identity token accepted (404: none)
+//
+// # Faults a client must survive
+//
+// Besides failing requests the way AWS does, a Fault can make the server misbehave the
+// way a broken endpoint, proxy or emulator would (Fault.Times bounds each, 0 = until
+// ClearFaults; Op narrows it to one operation):
+//
+//   - endless-token-repeat (FaultEndlessTokenRepeat): the request is served, then the
+//     answer's NextToken is replaced by the same token every time. A request carrying
+//     that token is served as the first page, so a client that follows tokens pages
+//     forever through the same items. endless-token-fresh (FaultEndlessTokenFresh) is
+//     the same with a new token on every answer. Aim them at a listing (ListSecrets,
+//     GetParametersByPath, DescribeParameters); once cleared, their tokens are refused
+//     as InvalidNextToken(Exception).
+//   - huge-response (FaultHugeResponse): HTTP 200 with a well-formed body of Size bytes
+//     (default HugeResponseSize, 64 MiB; JSON {"SecretString":"AAA…"}, XML for STS),
+//     streamed in chunks without Content-Length, never held in memory at once.
+//   - empty-200 (FaultEmpty200): HTTP 200 with an empty body; the SDK reads it as a
+//     success with every field absent.
+//   - 404-no-code (Fault404NoCode): HTTP 404 with an HTML page and no AWS error code
+//     (neither a __type nor an X-Amzn-ErrorType header), as a wrong endpoint answers.
+//
+// These are answered before authentication (the endless kinds after it: the request
+// is really served).
 //
 // # Seed format
 //

@@ -74,6 +74,8 @@ type Server struct {
 	faults    []*faultRule
 	latency   map[string]time.Duration
 	hasFaults atomic.Bool // fast path: no fault or latency configured
+	// endlessSeq numbers FaultEndlessTokenFresh's tokens.
+	endlessSeq atomic.Int64
 
 	webID     atomic.Pointer[func(token, roleARN string) error]
 	callers   sync.Map // op -> Caller
@@ -266,7 +268,32 @@ const (
 	FaultUnavailable FaultKind = "unavailable"
 	// FaultClose closes the connection without a response (an outage).
 	FaultClose FaultKind = "close"
+
+	// FaultEndlessTokenRepeat serves the request, then replaces the answer's NextToken
+	// with the same token every time: a listing that never ends and repeats itself.
+	// A request carrying that token is served as the first page.
+	FaultEndlessTokenRepeat FaultKind = "endless-token-repeat"
+	// FaultEndlessTokenFresh is FaultEndlessTokenRepeat with a new token on every
+	// answer: a listing that never ends and never repeats a token.
+	FaultEndlessTokenFresh FaultKind = "endless-token-fresh"
+	// FaultHugeResponse answers HTTP 200 with a well-formed JSON (STS: XML) body of
+	// Fault.Size bytes (default HugeResponseSize), streamed without Content-Length and
+	// never held in memory at once.
+	FaultHugeResponse FaultKind = "huge-response"
+	// FaultEmpty200 answers HTTP 200 with an empty body, as a broken proxy might.
+	FaultEmpty200 FaultKind = "empty-200"
+	// Fault404NoCode answers HTTP 404 with an HTML page and no AWS error code (a
+	// wrong endpoint or a proxy's own page).
+	Fault404NoCode FaultKind = "404-no-code"
 )
+
+// HugeResponseSize is FaultHugeResponse's body size when Fault.Size is 0.
+const HugeResponseSize = 64 << 20
+
+// endlessTokenPrefix marks the NextTokens the endless faults hand out, so that a
+// request carrying one is recognised (and served as the first page) instead of
+// failing with InvalidNextToken.
+const endlessTokenPrefix = "awsemu-endless-"
 
 // Fault makes matching requests fail.
 type Fault struct {
@@ -276,6 +303,8 @@ type Fault struct {
 	Kind FaultKind `json:"kind"`
 	// Times is how many matching requests fail; 0 means until ClearFaults.
 	Times int `json:"times"`
+	// Size is FaultHugeResponse's body size in bytes (0: HugeResponseSize).
+	Size int64 `json:"size,omitempty"`
 }
 
 type faultRule struct {
@@ -286,9 +315,13 @@ type faultRule struct {
 // InjectFault adds a fault rule; the first matching rule with requests left applies.
 func (s *Server) InjectFault(f Fault) error {
 	switch f.Kind {
-	case FaultThrottle, FaultServerError, FaultUnavailable, FaultClose:
+	case FaultThrottle, FaultServerError, FaultUnavailable, FaultClose,
+		FaultEndlessTokenRepeat, FaultEndlessTokenFresh, FaultHugeResponse, FaultEmpty200, Fault404NoCode:
 	default:
 		return fmt.Errorf("awsemu: unknown fault kind %q", f.Kind)
+	}
+	if f.Size < 0 {
+		return fmt.Errorf("awsemu: fault size %d is negative", f.Size)
 	}
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
@@ -319,9 +352,9 @@ func (s *Server) SetLatency(op string, d time.Duration) {
 }
 
 // faultFor returns the latency and the fault (if any) for a request to svc.op.
-func (s *Server) faultFor(svc, op string) (time.Duration, FaultKind) {
+func (s *Server) faultFor(svc, op string) (time.Duration, Fault) {
 	if !s.hasFaults.Load() {
-		return 0, ""
+		return 0, Fault{}
 	}
 	qualified := svc + "." + op
 	s.faultMu.Lock()
@@ -342,9 +375,9 @@ func (s *Server) faultFor(svc, op string) (time.Duration, FaultKind) {
 				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
 			}
 		}
-		return d, r.Kind
+		return d, r.Fault
 	}
-	return d, ""
+	return d, Fault{}
 }
 
 // ---- HTTP
@@ -387,8 +420,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count("*", op, svc+"."+op)
-	if !s.applyFaults(w, r, svc, op, false) {
+	proceed, post := s.applyFaults(w, r, svc, op, false)
+	if !proceed {
 		return
+	}
+	if post.Kind != "" {
+		body = stripEndlessToken(body)
 	}
 	caller, aerr := s.authenticate(r, svc)
 	if aerr != nil {
@@ -409,34 +446,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, aerr)
 		return
 	}
+	if post.Kind != "" {
+		out = s.withEndlessToken(out, post.Kind)
+	}
 	writeJSON(w, out)
 }
 
-// applyFaults sleeps the configured latency and answers an injected fault; false
-// means the request was answered (or its connection closed).
-func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, svc, op string, xmlProto bool) bool {
-	d, kind := s.faultFor(svc, op)
+// applyFaults sleeps the configured latency and answers an injected fault; proceed
+// false means the request was answered (or its connection closed). A fault that
+// changes a served answer (the endless NextToken kinds) is returned as post.
+func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, svc, op string, xmlProto bool) (proceed bool, post Fault) {
+	d, f := s.faultFor(svc, op)
 	if d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return false
+			return false, Fault{}
 		}
 	}
 	var e *apiError
-	switch kind {
+	switch f.Kind {
 	case "":
-		return true
+		return true, Fault{}
+	case FaultEndlessTokenRepeat, FaultEndlessTokenFresh:
+		if xmlProto { // STS has no listings
+			return true, Fault{}
+		}
+		return true, f
 	case FaultClose:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				conn.Close()
-				return false
+				return false, Fault{}
 			}
 		}
 		panic(http.ErrAbortHandler) // closes the connection where hijacking is impossible
+	case FaultHugeResponse:
+		writeHuge(w, f.Size, xmlProto)
+		return false, Fault{}
+	case FaultEmpty200:
+		if xmlProto {
+			w.Header().Set("Content-Type", "text/xml")
+		} else {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		}
+		w.WriteHeader(http.StatusOK)
+		return false, Fault{}
+	case Fault404NoCode:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n")
+		return false, Fault{}
 	case FaultThrottle:
 		e = &apiError{status: 400, code: "ThrottlingException", msg: "Rate exceeded"}
 		if xmlProto {
@@ -458,7 +520,75 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, svc, op str
 	} else {
 		writeJSONError(w, e)
 	}
-	return false
+	return false, Fault{}
+}
+
+// writeHuge streams a well-formed body of about size bytes (a string member padded
+// with 'A'), a chunk at a time, until done or the client goes away.
+func writeHuge(w http.ResponseWriter, size int64, xmlProto bool) {
+	if size <= 0 {
+		size = HugeResponseSize
+	}
+	head, tail := `{"SecretString":"`, `"}`
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if xmlProto {
+		head, tail = "<AssumeRoleResponse><AssumeRoleResult><Padding>", "</Padding></AssumeRoleResult></AssumeRoleResponse>"
+		w.Header().Set("Content-Type", "text/xml")
+	}
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.WriteString(w, head); err != nil {
+		return
+	}
+	chunk := make([]byte, 32<<10)
+	for i := range chunk {
+		chunk[i] = 'A'
+	}
+	left := size - int64(len(head)+len(tail))
+	for left > 0 {
+		n := min(left, int64(len(chunk)))
+		if _, err := w.Write(chunk[:n]); err != nil {
+			return // the client stopped reading: that is the point
+		}
+		left -= n
+	}
+	io.WriteString(w, tail)
+}
+
+// stripEndlessToken removes a NextToken an endless fault handed out from a JSON
+// request body, so the request is served as the first page.
+func stripEndlessToken(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	var tok string
+	if json.Unmarshal(m["NextToken"], &tok) != nil || !strings.HasPrefix(tok, endlessTokenPrefix) {
+		return body
+	}
+	delete(m, "NextToken")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return b
+}
+
+// withEndlessToken returns out with its NextToken replaced as kind says.
+func (s *Server) withEndlessToken(out any, kind FaultKind) any {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return out
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return out
+	}
+	tok := endlessTokenPrefix + "repeat"
+	if kind == FaultEndlessTokenFresh {
+		tok = fmt.Sprintf("%sfresh-%d", endlessTokenPrefix, s.endlessSeq.Add(1))
+	}
+	m["NextToken"], _ = json.Marshal(tok)
+	return m
 }
 
 // authenticate checks the SigV4 headers (not the signature) and the access key id.

@@ -90,7 +90,7 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	s.count("*", action, svcSTS+"."+action)
-	if !s.applyFaults(w, r, svcSTS, action, true) {
+	if proceed, _ := s.applyFaults(w, r, svcSTS, action, true); !proceed {
 		return
 	}
 	var out any
