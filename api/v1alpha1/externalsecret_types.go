@@ -116,10 +116,12 @@ const (
 
 // Template renders the target Secret with Go text/template over the fetched keys.
 type Template struct {
-	// Type of the Secret (default Opaque). kubernetes.io/service-account-token is refused.
+	// Type of the Secret (default Opaque). kubernetes.io/service-account-token and
+	// bootstrap.kubernetes.io/token are refused: the cluster gives Secrets of these
+	// types powers (a token that authenticates to it) no synced value should have.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self != 'kubernetes.io/service-account-token'",message="spec.target.template.type: kubernetes.io/service-account-token is not allowed"
+	// +kubebuilder:validation:XValidation:rule="self != 'kubernetes.io/service-account-token' && self != 'bootstrap.kubernetes.io/token'",message="spec.target.template.type: kubernetes.io/service-account-token and bootstrap.kubernetes.io/token are not allowed"
 	Type string `json:"type,omitempty"`
 	// MergePolicy: Replace (default, only templated keys) or Merge (fetched + templated keys).
 	// +optional
@@ -175,6 +177,7 @@ type RemoteRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(^|/)\\.{1,2}(/|$)|//|\\\\|%|\\p{Cc}')",message="remoteRef.key: must be canonical: no '.' or '..' segment, no empty segment, no backslash, percent sign or control character"
 	Key string `json:"key"`
 	// Property is a dotted path into a JSON value or KV map (escape dots in names as \.).
 	// +optional
@@ -195,11 +198,14 @@ type DecryptRef struct {
 	// Mount of the transit engine (default "transit").
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(^|/)\\.{1,2}(/|$)|//|\\\\|%|\\p{Cc}')",message="decrypt.mount: must be canonical: no '.' or '..' segment, no empty segment, no backslash, percent sign or control character"
 	Mount string `json:"mount,omitempty"`
-	// Key is the transit key name.
+	// Key is the transit key name: one path segment.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!self.contains('/')",message="decrypt.key: a transit key name has no slash"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(^|/)\\.{1,2}(/|$)|//|\\\\|%|\\p{Cc}')",message="decrypt.key: must be canonical: no '.' or '..' segment, no empty segment, no backslash, percent sign or control character"
 	Key string `json:"key"`
 	// Ciphertext as produced by transit/encrypt ("vault:v1:...").
 	// +required
@@ -231,6 +237,7 @@ type ExtractRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(^|/)\\.{1,2}(/|$)|//|\\\\|%|\\p{Cc}')",message="extract.key: must be canonical: no '.' or '..' segment, no empty segment, no backslash, percent sign or control character"
 	Key string `json:"key"`
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
@@ -246,6 +253,7 @@ type FindRef struct {
 	// Path: Parameter Store hierarchy (recursive), Secrets Manager name prefix, or Vault folder.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(^|/)\\.{1,2}(/|$)|//|\\\\|%|\\p{Cc}')",message="find.path: must be canonical: no '.' or '..' segment, no empty segment, no backslash, percent sign or control character"
 	Path string `json:"path,omitempty"`
 	// Name filters by a regular expression on the remote name.
 	// +optional
@@ -290,6 +298,7 @@ type DynamicRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'(^|/)\\.{1,2}(/|$)|//|\\\\|%|\\p{Cc}')",message="dynamic.path: must be canonical: no '.' or '..' segment, no empty segment, no backslash, percent sign or control character"
 	Path string `json:"path"`
 	// Method: GET (default) or POST.
 	// +optional

@@ -287,7 +287,9 @@ type StoreCondition struct {
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 	// AllowedKeys are regular expressions; when set, a remote key must match one of them
-	// to be read by the namespaces this entry admits.
+	// to be read by the namespaces this entry admits. Each matches the WHOLE key (as if
+	// written ^(?:pattern)$). Transit decrypt is checked as "<mount>/<key>", dynamic by
+	// its path, a find by every key it returns (Vault: relative to the mount).
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=512

@@ -58,7 +58,8 @@ func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, 
 		}
 		for k, v := range renamed {
 			if prev, dup := fromDataFrom[k]; dup {
-				out := fail(v1alpha1.ReasonDuplicateKey, false, "%s: key %q is also produced by %s", base, k, prev)
+				// The key name may come from secret content (extract): not quoted.
+				out := fail(v1alpha1.ReasonDuplicateKey, false, "%s: produces a key that %s also produces; add a rewrite", base, prev)
 				return f, &out
 			}
 			fromDataFrom[k] = base
@@ -153,8 +154,15 @@ func (r *Reconciler) find(ctx context.Context, h *fetch.Handle, path string, fd 
 	}
 	out := make(map[string][]byte, len(found))
 	for name, s := range found {
-		if admitted != nil && !admitted(name) {
-			o := fail(v1alpha1.ReasonKeyNotAllowed, false, "%s.find: found key %q is not allowed by the ClusterSecretStore", path, name)
+		// Checked by the key a remoteRef would name (Vault: relative to the mount,
+		// not to the find path), so a pattern like "team-a/.*" means the same for
+		// finds as for keys. A found key that fails fails the whole ExternalSecret.
+		key := s.Key
+		if key == "" {
+			key = name
+		}
+		if admitted != nil && !admitted(key) {
+			o := fail(v1alpha1.ReasonKeyNotAllowed, false, "%s.find: a key found under %q is not allowed by the ClusterSecretStore", path, fd.Path)
 			return nil, &o
 		}
 		f.sources = append(f.sources, v1alpha1.SourceStatus{Key: name, Version: s.Version})
@@ -169,11 +177,7 @@ func (r *Reconciler) decrypt(ctx context.Context, h *fetch.Handle, path string, 
 		o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.decrypt: provider %q cannot decrypt", path, h.Provider())
 		return nil, &o
 	}
-	mount := d.Mount
-	if mount == "" {
-		mount = "transit"
-	}
-	v, err := dec.Decrypt(ctx, mount, d.Key, d.Ciphertext)
+	v, err := dec.Decrypt(ctx, transitMount(d), d.Key, d.Ciphertext)
 	if err != nil {
 		o := providerFailure(fmt.Sprintf("%s.decrypt: key %q", path, d.Key), err)
 		if o.reason == v1alpha1.ReasonKeyNotFound || errors.Is(err, provider.ErrInvalid) {
@@ -222,12 +226,13 @@ func rewrite(path string, kv map[string][]byte, rules []v1alpha1.Rewrite) (map[s
 		for i, re := range res {
 			nk = re.ReplaceAllString(nk, rules[i].Regexp.Target)
 		}
+		// Messages never quote k or nk: extract keys are secret content.
 		if !validKey.MatchString(nk) {
-			o := fail(v1alpha1.ReasonInvalidKey, false, "%s: key %q (from %q) is not a valid Secret key; add a rewrite", path, nk, k)
+			o := fail(v1alpha1.ReasonInvalidKey, false, "%s: a key it produces is not a valid Secret key ([-._a-zA-Z0-9]+); add a rewrite", path)
 			return nil, &o
 		}
 		if _, dup := out[nk]; dup {
-			o := fail(v1alpha1.ReasonDuplicateKey, false, "%s: two remote keys rewrite to %q", path, nk)
+			o := fail(v1alpha1.ReasonDuplicateKey, false, "%s: two keys it produces rewrite to the same name", path)
 			return nil, &o
 		}
 		out[nk] = kv[k]

@@ -49,12 +49,26 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Complete(r)
 }
 
+// ownerOfSecret maps a managed Secret to the ExternalSecrets that write it: its
+// creator and every Merge writer.
 func ownerOfSecret(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetAnnotations()[annotationOwner]
-	if name == "" {
+	s, ok := o.(*corev1.Secret)
+	if !ok {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+	var reqs []reconcile.Request
+	add := func(name string) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: name}})
+	}
+	if name := s.Annotations[annotationOwner]; name != "" {
+		add(name)
+	}
+	for name := range mergeWriters(s) {
+		if name != s.Annotations[annotationOwner] {
+			add(name)
+		}
+	}
+	return reqs
 }
 
 func (r *Reconciler) usersOf(prefix string) handler.MapFunc {

@@ -3,6 +3,7 @@ package externalsecret
 import (
 	"context"
 	"regexp"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,12 +13,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/provider"
 )
 
 // resolveStore finds the store, decides namespace admission (before anything else,
 // so NamespaceNotAllowed wins over StoreNotReady) and checks readiness. For a
 // ClusterSecretStore it also returns the allowedKeys filter for keys found later.
 func (r *Reconciler) resolveStore(ctx context.Context, es *v1alpha1.ExternalSecret) (v1alpha1.GenericStore, keyFilter, *outcome) {
+	if o := checkCanonical(es); o != nil {
+		return nil, nil, o
+	}
 	ref := es.Spec.SecretStoreRef
 	var store v1alpha1.GenericStore
 	var err error
@@ -49,11 +54,12 @@ func (r *Reconciler) resolveStore(ctx context.Context, es *v1alpha1.ExternalSecr
 			o := fail(v1alpha1.ReasonNamespaceNotAllowed, false, "spec.secretStoreRef: ClusterSecretStore %q does not admit namespace %q", ref.Name, es.Namespace)
 			return nil, nil, &o
 		}
-		if path, key, ok := keysAllowed(es, admitted); !ok {
+		a := newAdmission(admitted)
+		if path, key, ok := keysAllowed(es, a); !ok {
 			o := fail(v1alpha1.ReasonKeyNotAllowed, false, "%s: key %q is not allowed by ClusterSecretStore %q for namespace %q", path, key, ref.Name, es.Namespace)
 			return nil, nil, &o
 		}
-		filter = func(k string) bool { return keyAllowed(k, admitted) }
+		filter = a.allows
 	}
 	c := meta.FindStatusCondition(store.GetStatus().Conditions, v1alpha1.ConditionReady)
 	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != store.GetGeneration() {
@@ -102,49 +108,109 @@ func (r *Reconciler) admittingConditions(ctx context.Context, css *v1alpha1.Clus
 	return out, nil
 }
 
-// keysAllowed checks every remote key the spec names against allowedKeys; a key
-// passes when ANY admitting entry allows it (an entry without allowedKeys allows all).
-func keysAllowed(es *v1alpha1.ExternalSecret, admitted []v1alpha1.StoreCondition) (path, key string, ok bool) {
-	for _, k := range specKeys(es) {
-		if !keyAllowed(k.key, admitted) {
-			return k.path, k.key, false
-		}
-	}
-	return "", "", true
+// admission is the allowedKeys of the conditions that admit a namespace, compiled
+// once per sync. Patterns match the WHOLE key (as if written ^(?:pattern)$): an
+// unanchored "team-a/" would otherwise also admit "x/team-a/y".
+type admission struct {
+	all bool // an admitting condition has no allowedKeys
+	res []*regexp.Regexp
 }
 
-func keyAllowed(key string, admitted []v1alpha1.StoreCondition) bool {
+func newAdmission(admitted []v1alpha1.StoreCondition) *admission {
+	a := &admission{}
 	for _, c := range admitted {
 		if len(c.AllowedKeys) == 0 {
-			return true
+			a.all = true
 		}
 		for _, pattern := range c.AllowedKeys {
-			if re, err := regexp.Compile(pattern); err == nil && re.MatchString(key) {
-				return true
+			// A pattern that does not compile admits nothing (the store's own
+			// validation reports it); it must never widen admission.
+			if re, err := regexp.Compile(`^(?:` + pattern + `)$`); err == nil {
+				a.res = append(a.res, re)
 			}
+		}
+	}
+	return a
+}
+
+func (a *admission) allows(key string) bool {
+	if a.all {
+		return true
+	}
+	for _, re := range a.res {
+		if re.MatchString(key) {
+			return true
 		}
 	}
 	return false
 }
 
-type specKey struct{ path, key string }
+// keysAllowed checks every key the spec names against allowedKeys; a key passes
+// when ANY admitting entry allows it (an entry without allowedKeys allows all).
+// Keys are canonical by then (checkCanonical), so what is matched is what is read.
+func keysAllowed(es *v1alpha1.ExternalSecret, a *admission) (path, key string, ok bool) {
+	for _, k := range specKeys(es) {
+		if !a.allows(k.admitted) {
+			return k.path, k.admitted, false
+		}
+	}
+	return "", "", true
+}
+
+// specKey is one key or path the spec names: where (path), as written (key), and
+// the string allowedKeys are checked against (admitted: the key itself, or
+// "<mount>/<key>" for transit).
+type specKey struct{ path, key, admitted string }
 
 func specKeys(es *v1alpha1.ExternalSecret) []specKey {
 	var out []specKey
+	add := func(path, key string) { out = append(out, specKey{path, key, key}) }
 	for i, d := range es.Spec.Data {
-		if d.RemoteRef != nil {
-			out = append(out, specKey{fieldPath("spec.data", i, "remoteRef.key"), d.RemoteRef.Key})
+		switch {
+		case d.RemoteRef != nil:
+			add(fieldPath("spec.data", i, "remoteRef.key"), d.RemoteRef.Key)
+		case d.Decrypt != nil:
+			mount := transitMount(d.Decrypt)
+			out = append(out, specKey{fieldPath("spec.data", i, "decrypt.mount"), mount, mount + "/" + d.Decrypt.Key})
 		}
 	}
 	for i, d := range es.Spec.DataFrom {
 		switch {
 		case d.Extract != nil:
-			out = append(out, specKey{fieldPath("spec.dataFrom", i, "extract.key"), d.Extract.Key})
+			add(fieldPath("spec.dataFrom", i, "extract.key"), d.Extract.Key)
 		case d.Find != nil && d.Find.Path != "":
-			out = append(out, specKey{fieldPath("spec.dataFrom", i, "find.path"), d.Find.Path})
+			add(fieldPath("spec.dataFrom", i, "find.path"), d.Find.Path)
 		case d.Dynamic != nil:
-			out = append(out, specKey{fieldPath("spec.dataFrom", i, "dynamic.path"), d.Dynamic.Path})
+			add(fieldPath("spec.dataFrom", i, "dynamic.path"), d.Dynamic.Path)
 		}
 	}
 	return out
+}
+
+func transitMount(d *v1alpha1.DecryptRef) string {
+	if d.Mount == "" {
+		return "transit"
+	}
+	return d.Mount
+}
+
+// checkCanonical repeats the admission (CEL) rule on every key and path: an object
+// stored before the rule existed must not reach outside its prefix either.
+func checkCanonical(es *v1alpha1.ExternalSecret) *outcome {
+	for _, k := range specKeys(es) {
+		if err := provider.CheckKey(k.key); err != nil {
+			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s: %q is not canonical (%v)", k.path, k.key, err)
+			return &o
+		}
+	}
+	for i, d := range es.Spec.Data {
+		if d.Decrypt == nil {
+			continue
+		}
+		if err := provider.CheckKey(d.Decrypt.Key); err != nil || strings.Contains(d.Decrypt.Key, "/") {
+			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s: %q must be one canonical path segment", fieldPath("spec.data", i, "decrypt.key"), d.Decrypt.Key)
+			return &o
+		}
+	}
+	return nil
 }

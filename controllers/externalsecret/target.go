@@ -3,6 +3,8 @@ package externalsecret
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -19,8 +21,15 @@ const (
 	// annotationOwner names the ExternalSecret that writes a target (all policies),
 	// so the managed-Secret watch can find it without an ownerReference.
 	annotationOwner = "secretsync.dev/external-secret"
-	// annotationKeys lists the key NAMES we wrote into a Merge target, so keys we
-	// stop producing (or deletionPolicy Merge) can be removed without touching others.
+	// annotationMergeKeys records, per Merge ExternalSecret, the key NAMES it wrote
+	// into a Secret (JSON: {"<es name>": ["k1", ...]}), so several Merge writers with
+	// disjoint keys can share one Secret, a key another writer holds is refused, and
+	// keys one stops producing (or deletionPolicy Merge) are removed without touching
+	// anybody else's.
+	annotationMergeKeys = "secretsync.dev/merge-keys"
+	// annotationKeys is the single-writer form of the above used before
+	// merge-keys: the keys of the ExternalSecret named by annotationOwner. It is read
+	// and migrated on the next Merge write.
 	annotationKeys = "secretsync.dev/keys"
 	// maxSecretBytes is the API server's limit on a Secret's data.
 	maxSecretBytes = 1 << 20
@@ -85,10 +94,78 @@ func ourKeys(s *corev1.Secret, es *v1alpha1.ExternalSecret) []string {
 		}
 		return keys
 	}
-	if v := s.Annotations[annotationKeys]; v != "" {
-		return strings.Split(v, ",")
+	return mergeWriters(s)[es.Name]
+}
+
+// mergeWriters reads which Merge ExternalSecret wrote which keys of s (a legacy
+// single-writer annotation counts as its annotationOwner's).
+func mergeWriters(s *corev1.Secret) map[string][]string {
+	out := map[string][]string{}
+	if v := s.Annotations[annotationMergeKeys]; v != "" {
+		// Unparseable (edited by hand): treated as no writers; the next write of each
+		// writer records its keys again.
+		_ = json.Unmarshal([]byte(v), &out)
 	}
-	return nil
+	if v, owner := s.Annotations[annotationKeys], s.Annotations[annotationOwner]; v != "" && owner != "" {
+		if _, ok := out[owner]; !ok {
+			out[owner] = strings.Split(v, ",")
+		}
+	}
+	return out
+}
+
+// mergeRefusal says why es may not Merge into s ("" when it may): the Secret is
+// another ExternalSecret's (Owner or Orphan), a kind the cluster gives powers to,
+// the operator's own, or holds a key another Merge ExternalSecret writes.
+func (r *Reconciler) mergeRefusal(s *corev1.Secret, es *v1alpha1.ExternalSecret, want map[string][]byte) string {
+	switch {
+	case s.Type == corev1.SecretTypeServiceAccountToken || s.Type == corev1.SecretTypeBootstrapToken:
+		return fmt.Sprintf("is of type %s, which creationPolicy Merge never writes", s.Type)
+	case r.Hasher != nil && s.Namespace == r.Hasher.Namespace:
+		return "is in the operator's namespace, whose Secrets creationPolicy Merge never writes"
+	}
+	if ref := metav1.GetControllerOf(s); ref != nil && ref.UID != es.UID {
+		return fmt.Sprintf("is controlled by %s %q", ref.Kind, ref.Name)
+	}
+	writers := mergeWriters(s)
+	if owner := s.Annotations[annotationOwner]; owner != "" && owner != es.Name && s.Labels[v1alpha1.LabelManaged] == "true" {
+		if _, merges := writers[owner]; !merges {
+			return fmt.Sprintf("was created by ExternalSecret %q", owner)
+		}
+	}
+	for other, keys := range writers {
+		if other == es.Name {
+			continue
+		}
+		for _, k := range keys {
+			if _, clash := want[k]; clash {
+				return fmt.Sprintf("holds key %q written by ExternalSecret %q (creationPolicy Merge)", k, other)
+			}
+		}
+	}
+	return ""
+}
+
+// withMergeKeys records keys as es's in s's merge-keys annotation (nil: none),
+// migrating a legacy single-writer annotation.
+func withMergeKeys(s *corev1.Secret, es *v1alpha1.ExternalSecret, keys []string) {
+	writers := mergeWriters(s)
+	if len(keys) == 0 {
+		delete(writers, es.Name)
+	} else {
+		writers[es.Name] = keys
+	}
+	delete(s.Annotations, annotationKeys)
+	if _, merges := writers[s.Annotations[annotationOwner]]; merges || s.Annotations[annotationOwner] == es.Name {
+		// annotationOwner means "created by"; a Merge writer did not create the Secret.
+		delete(s.Annotations, annotationOwner)
+	}
+	if len(writers) == 0 {
+		delete(s.Annotations, annotationMergeKeys)
+		return
+	}
+	b, _ := json.Marshal(writers) // map keys are sorted: stable bytes, no spurious update
+	s.Annotations[annotationMergeKeys] = string(b)
 }
 
 // write is the one Secret writer. It writes only when the bytes differ.
@@ -120,6 +197,16 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 	case policy != v1alpha1.CreationMerge && existing != nil && !ownedBy(existing, es):
 		o := fail(v1alpha1.ReasonTargetOwnedElsewhere, false, "spec.target.name: Secret %q exists and is not owned by this ExternalSecret", targetName(es))
 		return false, &o
+	case policy == v1alpha1.CreationMerge:
+		if why := r.mergeRefusal(existing, es, want.data); why != "" {
+			o := fail(v1alpha1.ReasonTargetOwnedElsewhere, false, "spec.target.name: Secret %q %s", targetName(es), why)
+			return false, &o
+		}
+	}
+	if t := corev1.SecretType(want.secretType); t == corev1.SecretTypeServiceAccountToken || t == corev1.SecretTypeBootstrapToken {
+		// Admission refuses these types too (CEL); an object stored before that rule must not get one.
+		o := fail(v1alpha1.ReasonInvalidSpec, false, "spec.target.template.type: %s is not allowed", t)
+		return false, &o
 	}
 
 	if existing == nil {
@@ -143,18 +230,11 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 		o := fail(v1alpha1.ReasonTargetImmutable, false, "spec.target: Secret %q is immutable and the remote data changed", targetName(es))
 		return false, &o
 	}
-	if s.Type != existing.Type && policy == v1alpha1.CreationOwner {
-		// A Secret's type cannot change in place: replace it.
-		if err := r.Client.Delete(ctx, existing); err != nil && !apierrors.IsNotFound(err) {
-			o := fail(v1alpha1.ReasonProviderError, true, "spec.target: replace Secret %q: %s", targetName(es), apiReason(err))
-			return false, &o
-		}
-		s.ResourceVersion = ""
-		if err := r.Client.Create(ctx, s); err != nil {
-			o := fail(v1alpha1.ReasonProviderError, true, "spec.target: create Secret %q: %s", targetName(es), apiReason(err))
-			return false, &o
-		}
-		return true, nil
+	if s.Type != existing.Type {
+		// A Secret's type cannot change in place, and replacing it (delete, create)
+		// leaves a window in which pods starting up find no Secret. The user decides.
+		o := fail(v1alpha1.ReasonInvalidSpec, false, "spec.target.template.type: Secret %q has type %s and a Secret's type cannot change in place; delete the Secret to have it recreated as %s", targetName(es), existing.Type, s.Type)
+		return false, &o
 	}
 	if err := r.Client.Update(ctx, s); err != nil {
 		o := fail(v1alpha1.ReasonProviderError, true, "spec.target: update Secret %q: %s", targetName(es), apiReason(err))
@@ -191,7 +271,9 @@ func (r *Reconciler) desired(es *v1alpha1.ExternalSecret, base *corev1.Secret, w
 	}
 	// Applied last: template labels cannot remove or change the managed label.
 	s.Labels[v1alpha1.LabelManaged] = "true"
-	s.Annotations[annotationOwner] = es.Name
+	if policy != v1alpha1.CreationMerge {
+		s.Annotations[annotationOwner] = es.Name
+	}
 
 	if policy == v1alpha1.CreationMerge {
 		data := map[string][]byte{}
@@ -205,7 +287,7 @@ func (r *Reconciler) desired(es *v1alpha1.ExternalSecret, base *corev1.Secret, w
 			data[k] = v
 		}
 		s.Data = data
-		s.Annotations[annotationKeys] = strings.Join(sortedKeys(want.data), ",")
+		withMergeKeys(s, es, sortedKeys(want.data))
 		return s
 	}
 	s.Data = want.data
@@ -224,7 +306,7 @@ func (r *Reconciler) removeOurKeys(ctx context.Context, es *v1alpha1.ExternalSec
 	for _, k := range ourKeys(existing, es) {
 		delete(s.Data, k)
 	}
-	delete(s.Annotations, annotationKeys)
+	withMergeKeys(s, es, nil)
 	if secretEqual(existing, s) {
 		return false, nil
 	}

@@ -47,6 +47,18 @@ func TestCRDValidation(t *testing.T) {
 		{"two dataFrom kinds in one entry", esHead + "  dataFrom: [{extract: {key: a}, find: {path: /p}}]\n", "spec.dataFrom[]"},
 		{"no data at all", esHead, "spec"},
 		{"unknown decodingStrategy", esHead + "  data: [{secretKey: k, remoteRef: {key: a, decodingStrategy: Hex}}]\n", "decodingStrategy"},
+		{"traversal in remoteRef.key", esHead + "  data: [{secretKey: k, remoteRef: {key: team-a/../team-b/db}}]\n", "remoteRef.key"},
+		{"dot segment in remoteRef.key", esHead + "  data: [{secretKey: k, remoteRef: {key: team-a/./db}}]\n", "remoteRef.key"},
+		{"empty segment in remoteRef.key", esHead + "  data: [{secretKey: k, remoteRef: {key: 'team-a//db'}}]\n", "remoteRef.key"},
+		{"backslash in remoteRef.key", esHead + "  data: [{secretKey: k, remoteRef: {key: 'team-a\\..\\db'}}]\n", "remoteRef.key"},
+		{"percent-encoded dots in remoteRef.key", esHead + "  data: [{secretKey: k, remoteRef: {key: team-a/%2e%2e/db}}]\n", "remoteRef.key"},
+		{"control character in remoteRef.key", esHead + "  data: [{secretKey: k, remoteRef: {key: \"team-a/\\tdb\"}}]\n", "remoteRef.key"},
+		{"traversal in extract.key", esHead + "  dataFrom: [{extract: {key: ../team-b/db}}]\n", "extract.key"},
+		{"traversal in find.path", esHead + "  dataFrom: [{find: {path: team-a/..}}]\n", "find.path"},
+		{"traversal in dynamic.path", esHead + "  dataFrom: [{dynamic: {path: team-a/../sys/policies/acl/x, method: POST}}]\n", "dynamic.path"},
+		{"traversal in decrypt.mount", esHead + "  data: [{secretKey: k, decrypt: {mount: team-a/../transit, key: app, ciphertext: 'vault:v1:x'}}]\n", "decrypt.mount"},
+		{"slash in decrypt.key", esHead + "  data: [{secretKey: k, decrypt: {key: a/b, ciphertext: 'vault:v1:x'}}]\n", "decrypt.key"},
+		{"bootstrap token template type", esHead + "  target: {template: {type: bootstrap.kubernetes.io/token}}\n  data: [{secretKey: k, remoteRef: {key: a}}]\n", "spec.target.template.type"},
 		{"unknown store kind", "apiVersion: secretsync.dev/v1alpha1\nkind: ExternalSecret\nmetadata: {name: bad}\nspec:\n  secretStoreRef: {name: s, kind: Vault}\n  data: [{secretKey: k, remoteRef: {key: a}}]\n", "spec.secretStoreRef.kind"},
 	}
 	for _, c := range cases {
@@ -70,7 +82,8 @@ func TestCRDValidation(t *testing.T) {
 	}
 	t.Run("a valid ExternalSecret with refreshInterval 0 is accepted", func(t *testing.T) {
 		u := &unstructured.Unstructured{}
-		_ = yaml.Unmarshal([]byte(strings.Replace(esHead, "name: bad", "name: good", 1)+"  refreshInterval: '0'\n  data: [{secretKey: k, remoteRef: {key: a}}]\n"), &u.Object)
+		// SSM names start with a slash and a find path may end with one: both canonical.
+		_ = yaml.Unmarshal([]byte(strings.Replace(esHead, "name: bad", "name: good", 1)+"  refreshInterval: '0'\n  data: [{secretKey: k, remoteRef: {key: /team-a/db.v2}}]\n  dataFrom: [{find: {path: /team-a/app/}}]\n"), &u.Object)
 		u.SetNamespace(ns)
 		if err := kube.Client.Create(context.Background(), u); err != nil {
 			t.Fatalf("rejected: %v", err)

@@ -455,7 +455,7 @@ func TestSync(t *testing.T) {
 		css := &v1alpha1.ClusterSecretStore{ObjectMeta: metav1.ObjectMeta{Name: "shared-mem"}, Spec: v1alpha1.SecretStoreSpec{
 			Provider: v1alpha1.StoreProvider{Vault: &v1alpha1.VaultProvider{Server: "http://127.0.0.1:1",
 				Auth: v1alpha1.VaultAuth{TokenSecretRef: &v1alpha1.SecretKeySelector{Name: "css-tok", Key: "token", Namespace: OperatorNamespace}}}},
-			Conditions: []v1alpha1.StoreCondition{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "blue"}}, AllowedKeys: []string{"^blue/"}}},
+			Conditions: []v1alpha1.StoreCondition{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "blue"}}, AllowedKeys: []string{"^blue/.*"}}},
 		}}
 		must(t, c.Create(ctx, css))
 		env.mem.Put("blue/k", []byte("b"), nil)
