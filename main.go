@@ -20,6 +20,7 @@ import (
 func main() {
 	var o operator.Options
 	var qps float64
+	var apiAudiences string
 	var burst int
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address of the /metrics endpoint (0 disables it)")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
@@ -30,6 +31,11 @@ func main() {
 	flag.StringVar(&o.Namespace, "namespace", "", "watch only this namespace (default: all)")
 	flag.StringVar(&o.OperatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the operator (holds the data-hash key Secret)")
 	flag.DurationVar(&o.StoreRecheck, "store-recheck", 5*time.Minute, "how often a Ready store is checked against its backend again")
+	flag.DurationVar(&o.BackendTimeout, "backend-timeout", 30*time.Second, "deadline of every backend call and of a store's check; a server that never answers holds a worker this long at most")
+	flag.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", 2*time.Minute, "deadline of one ExternalSecret reconcile")
+	flag.BoolVar(&o.AllowAmbientCredentialsInNamespacedStores, "allow-ambient-credentials-in-namespaced-stores", false,
+		"TRUST DECISION: let a namespaced SecretStore without auth use the operator's own credentials (AWS default chain and role assumption); every tenant who may create a SecretStore then acts as the operator (docs/security.md)")
+	flag.StringVar(&apiAudiences, "api-server-audiences", "", "comma-separated audiences of the Kubernetes API server, refused in ServiceAccount tokens requested for stores (default: the aud claim of the operator's own ServiceAccount token; the in-cluster kubernetes.default.svc names are always refused)")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Kubernetes API queries per second (per resource type: controller-runtime gives each its own client)")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Kubernetes API burst")
 	zo := zap.Options{}
@@ -48,11 +54,28 @@ func main() {
 		o.LeaderElectionNamespace = o.OperatorNamespace
 	}
 
+	// Learned at start: a token the operator requests for a store must never carry
+	// them (the store's server could use it against the API server).
+	o.APIServerAudiences = provider.ParseAudiences(apiAudiences)
+	if len(o.APIServerAudiences) == 0 {
+		learned, err := provider.LearnAPIServerAudiences(provider.DefaultServiceAccountTokenPath)
+		if err != nil {
+			log.Error(err, "learning the API server's audiences from the operator's own token: set --api-server-audiences")
+			os.Exit(1)
+		}
+		o.APIServerAudiences = learned
+	}
+	if o.AllowAmbientCredentialsInNamespacedStores {
+		log.Info("namespaced SecretStores without auth may use the operator's own credentials (--allow-ambient-credentials-in-namespaced-stores)")
+	}
+
 	// Providers are registered explicitly: what is compiled in is what runs.
+	// TODO(aws timeout): pass o.BackendTimeout to the AWS providers once
+	// secretsmanager and parameterstore export their WithTimeout option.
 	reg := provider.NewRegistry(
 		secretsmanager.New(),
 		parameterstore.New(),
-		vault.New(),
+		vault.New(vault.WithTimeout(o.BackendTimeout)),
 	)
 
 	cfg := ctrl.GetConfigOrDie()
@@ -62,7 +85,7 @@ func main() {
 		log.Error(err, "setting up the operator")
 		os.Exit(1)
 	}
-	log.Info("starting", "providers", reg.Names(), "namespace", o.Namespace)
+	log.Info("starting", "providers", reg.Names(), "namespace", o.Namespace, "apiServerAudiences", o.APIServerAudiences)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)

@@ -7,6 +7,7 @@ package secretstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -32,6 +33,16 @@ import (
 // +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores/status;clustersecretstores/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
+// Defaults of the Reconciler's tuning fields.
+const (
+	DefaultBackendTimeout = 30 * time.Second
+	DefaultWorkers        = 4
+)
+
+// busyRetry is how soon a store waiting for its namespace's check slot is looked at
+// again (plus up to as much jitter). The wait costs a cache read, no backend call.
+const busyRetry = time.Second
+
 // Reconciler checks one store kind.
 type Reconciler struct {
 	Client   client.Client
@@ -41,8 +52,21 @@ type Reconciler struct {
 	Recheck time.Duration
 	// New returns an empty object of the kind this reconciler handles.
 	New func() v1alpha1.GenericStore
+	// Identity is the operator's identity policy (no borrowed identity, no API
+	// server audience), applied before anything else, without network calls.
+	Identity provider.IdentityPolicy
+	// BackendTimeout bounds one check: building the client and the authenticated
+	// call (default DefaultBackendTimeout). A server that accepts and never answers
+	// holds a worker this long at most.
+	BackendTimeout time.Duration
+	// Workers is the number of stores checked in parallel (default DefaultWorkers).
+	Workers int
 
 	seen sync.Map // stores looked at since start-up
+	// busy holds the namespaces with a backend check in flight. A namespace gets
+	// one worker at a time, so a tenant's stores that point at black holes (however
+	// many) never hold every worker: other tenants' checks keep running.
+	busy sync.Map
 }
 
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -56,6 +80,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err // transient: cache read failed
 	}
+	// The static checks run on every look, the first after start-up included: a
+	// store that was Ready before the operator's policy changed must not stay Ready.
+	if msg := r.validate(store); msg != "" {
+		return r.report(ctx, store, v1alpha1.ReasonInvalidSpec, msg, false)
+	}
 	if _, looked := r.seen.LoadOrStore(req.NamespacedName, true); !looked && readyAndCurrent(store) {
 		// First look since start-up at a store that was Ready for its current spec:
 		// trust that until a random point of the last three quarters of the recheck
@@ -64,8 +93,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// that broke meanwhile report it themselves.
 		return reconcile.Result{RequeueAfter: r.Recheck/4 + time.Duration(rand.Int64N(int64(r.Recheck)*3/4+1))}, nil
 	}
-	before := store.GetStatus().DeepCopy()
+	if !r.acquire(store.GetNamespace()) {
+		return reconcile.Result{RequeueAfter: busyRetry + time.Duration(rand.Int64N(int64(busyRetry)))}, nil
+	}
+	defer r.release(store.GetNamespace())
 	reason, msg, transient := r.check(ctx, store)
+	return r.report(ctx, store, reason, msg, transient)
+}
+
+// report writes the Ready condition if it changed and says when to look again.
+func (r *Reconciler) report(ctx context.Context, store v1alpha1.GenericStore, reason, msg string, transient bool) (reconcile.Result, error) {
+	before := store.GetStatus().DeepCopy()
 	st := computeStatus(store, reason, msg)
 	if !equality.Semantic.DeepEqual(*before, st) {
 		orig := store.(client.Object).DeepCopyObject().(client.Object)
@@ -83,6 +121,38 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{RequeueAfter: r.Recheck*3/4 + time.Duration(rand.Int64N(int64(r.Recheck)/2+1))}, nil
 }
 
+// acquire takes namespace's check slot. Only namespaced stores (made by tenants)
+// are limited: ClusterSecretStores are the platform team's.
+func (r *Reconciler) acquire(namespace string) bool {
+	if namespace == "" {
+		return true
+	}
+	_, taken := r.busy.LoadOrStore(namespace, struct{}{})
+	return !taken
+}
+
+func (r *Reconciler) release(namespace string) {
+	if namespace != "" {
+		r.busy.Delete(namespace)
+	}
+}
+
+// validate applies every rule that needs no network call; it returns the
+// InvalidSpec message ("" when the store passes).
+func (r *Reconciler) validate(store v1alpha1.GenericStore) string {
+	p, err := r.Registry.For(store.GetSpec())
+	if err == nil {
+		err = p.ValidateStore(store)
+	}
+	if err == nil {
+		err = r.Identity.Check(store)
+	}
+	if err != nil {
+		return provider.SafeMessage(err)
+	}
+	return ""
+}
+
 // readyAndCurrent: the store's status says Ready for its current spec.
 func readyAndCurrent(store v1alpha1.GenericStore) bool {
 	st := store.GetStatus()
@@ -90,23 +160,26 @@ func readyAndCurrent(store v1alpha1.GenericStore) bool {
 }
 
 // check returns the Ready reason, a message naming fields (never values) and
-// whether the failure is transient.
+// whether the failure is transient. The spec has passed validate.
 func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (string, string, bool) {
-	p, err := r.Registry.For(store.GetSpec())
-	if err != nil {
-		return v1alpha1.ReasonInvalidSpec, provider.SafeMessage(err), false
-	}
-	if err := p.ValidateStore(store); err != nil {
-		return v1alpha1.ReasonInvalidSpec, provider.SafeMessage(err), false
-	}
 	if provider.UsesConsumerNamespace(store) {
 		// Credentials depend on the consuming namespace's ServiceAccount: they are
 		// checked when an ExternalSecret uses the store.
 		return v1alpha1.ReasonValid, "valid; authentication is checked per consuming namespace", false
 	}
+	timeout := r.BackendTimeout
+	if timeout <= 0 {
+		timeout = DefaultBackendTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	h, err := r.Fetcher.For(ctx, store, "")
 	if err == nil {
 		err = h.Client().Check(ctx)
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Whatever the provider made of it, the cause is the deadline.
+		return v1alpha1.ReasonBackendUnreachable, fmt.Sprintf("spec.provider: the backend did not answer within %s", timeout), true
 	}
 	switch provider.Classify(err) {
 	case nil:
@@ -138,15 +211,27 @@ func computeStatus(store v1alpha1.GenericStore, reason, msg string) v1alpha1.Sec
 
 // SetupWithManager registers a reconciler for kind ("SecretStore" or "ClusterSecretStore").
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, obj client.Object) error {
-	if r.Recheck == 0 {
-		r.Recheck = 5 * time.Minute
-	}
+	r.defaults()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(r.New().GetKind()).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{
-			MaxConcurrentReconciles: 2,
+			// Several workers, so a check waiting for a slow backend (up to
+			// BackendTimeout) never holds up every other store's.
+			MaxConcurrentReconciles: r.Workers,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
 		}).
 		Complete(r)
+}
+
+func (r *Reconciler) defaults() {
+	if r.Recheck <= 0 {
+		r.Recheck = 5 * time.Minute
+	}
+	if r.BackendTimeout <= 0 {
+		r.BackendTimeout = DefaultBackendTimeout
+	}
+	if r.Workers <= 0 {
+		r.Workers = DefaultWorkers
+	}
 }

@@ -112,6 +112,11 @@ func (f *Fetcher) For(ctx context.Context, store v1alpha1.GenericStore, consumer
 	if err != nil {
 		return nil, err
 	}
+	// No client is built for a store the operator's identity policy refuses (the store
+	// controller applies the same rules); see provider.IdentityPolicy.
+	if err := provider.PolicyOf(f.kube).Check(store); err != nil {
+		return nil, err
+	}
 	c, err := p.NewClient(ctx, store, f.kube, consumer)
 	if err != nil {
 		return nil, err

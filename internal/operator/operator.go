@@ -38,6 +38,18 @@ type Options struct {
 	OperatorNamespace string
 	Workers           int
 	StoreRecheck      time.Duration
+	// AllowAmbientCredentialsInNamespacedStores lets a namespaced SecretStore without
+	// auth use the operator's own credentials (a trust decision, off by default; see
+	// docs/security.md).
+	AllowAmbientCredentialsInNamespacedStores bool
+	// APIServerAudiences are the Kubernetes API server's audiences, refused in every
+	// ServiceAccount token requested for a store (the well-known in-cluster names are
+	// refused in any case).
+	APIServerAudiences []string
+	// BackendTimeout bounds a store's backend check (0: 30s).
+	BackendTimeout time.Duration
+	// ReconcileTimeout bounds one ExternalSecret reconcile (0: the controller's default).
+	ReconcileTimeout time.Duration
 	// NewClient lets tests wrap the manager's client (e.g. to count writes).
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
 	// Clock for the ExternalSecret controller (nil: wall clock).
@@ -82,7 +94,13 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
-	kube := provider.KubeClient{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}
+	// One policy for the store controller and for every client the fetch layer builds
+	// (it finds the policy through kube), so a store cannot pass one and not the other.
+	policy := provider.IdentityPolicy{
+		AllowAmbientInNamespacedStores: o.AllowAmbientCredentialsInNamespacedStores,
+		APIServerAudiences:             o.APIServerAudiences,
+	}
+	kube := provider.KubeClient{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Policy: policy}
 	f := fetch.New(reg, kube, mgr.GetAPIReader(), fetch.Options{})
 
 	es := &externalsecret.Reconciler{
@@ -103,7 +121,8 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		{&v1alpha1.SecretStore{}, func() v1alpha1.GenericStore { return &v1alpha1.SecretStore{} }},
 		{&v1alpha1.ClusterSecretStore{}, func() v1alpha1.GenericStore { return &v1alpha1.ClusterSecretStore{} }},
 	} {
-		r := &secretstore.Reconciler{Client: mgr.GetClient(), Registry: reg, Fetcher: f, Recheck: o.StoreRecheck, New: s.new}
+		r := &secretstore.Reconciler{Client: mgr.GetClient(), Registry: reg, Fetcher: f, Recheck: o.StoreRecheck, New: s.new,
+			Identity: policy, BackendTimeout: o.BackendTimeout}
 		if err := r.SetupWithManager(mgr, s.obj); err != nil {
 			return nil, fmt.Errorf("store controller: %w", err)
 		}

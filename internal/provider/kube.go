@@ -31,7 +31,14 @@ type Kube interface {
 type KubeClient struct {
 	Reader client.Reader
 	Writer client.Client
+	// Policy is the operator's identity policy. ServiceAccountToken enforces its
+	// audience rule on every request, and the fetch layer finds it here (PolicyOf) to
+	// check a store before building its client. The zero value is the strict default.
+	Policy IdentityPolicy
 }
+
+// IdentityPolicy implements PolicyHolder.
+func (k KubeClient) IdentityPolicy() IdentityPolicy { return k.Policy }
 
 func (k KubeClient) SecretKey(ctx context.Context, namespace, name, key string) ([]byte, error) {
 	var s corev1.Secret
@@ -48,7 +55,15 @@ func (k KubeClient) SecretKey(ctx context.Context, namespace, name, key string) 
 	return v, nil
 }
 
+// ServiceAccountToken refuses, before any request, audiences the API server accepts
+// (and none at all, which the API server would fill with its own): every token the
+// operator requests is handed to a backend a store names, and such a token would let
+// that backend act as the ServiceAccount against the Kubernetes API. Checked here as
+// well as in the static validation so that no provider can forget it.
 func (k KubeClient) ServiceAccountToken(ctx context.Context, namespace, name string, audiences []string, ttl time.Duration) (string, error) {
+	if err := k.Policy.CheckAudiences("serviceAccountRef.audiences", audiences); err != nil {
+		return "", fmt.Errorf("token request for serviceaccount %s/%s: %w", namespace, name, err)
+	}
 	secs := int64(ttl / time.Second)
 	sa := &corev1.ServiceAccount{}
 	sa.Namespace, sa.Name = namespace, name

@@ -15,6 +15,13 @@ import (
 // log in, so the API server's minimum is plenty.
 const serviceAccountTokenTTL = 10 * time.Minute
 
+// DefaultAudience is the audience of ServiceAccount tokens requested for kubernetes
+// and jwt auth when serviceAccountRef.audiences is empty. A TokenRequest is never sent
+// without audiences: the API server would then issue the token for its own audience,
+// and Vault (a server the store names) would hold a token that works against the
+// Kubernetes API. Vault roles check it with `audience` / `bound_audiences`.
+const DefaultAudience = "vault"
+
 // tokenInfo is a Vault token and what the client may do with it.
 type tokenInfo struct {
 	token     string
@@ -106,7 +113,7 @@ func newAuthenticator(ctx context.Context, store v1alpha1.GenericStore, kube pro
 		ns := provider.ServiceAccountNamespace(store, sa, consumerNS)
 		aud := sa.Audiences
 		if len(aud) == 0 {
-			aud = []string{"vault"}
+			aud = []string{DefaultAudience}
 		}
 		return func(ctx context.Context) (string, error) {
 			return kube.ServiceAccountToken(ctx, ns, sa.Name, aud, serviceAccountTokenTTL)
