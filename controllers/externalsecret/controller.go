@@ -38,12 +38,22 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Hasher    *Hasher
 	Clock     Clock
-	ready     readyTracker
-	mem       memoryStore
+	// ReconcileTimeout bounds one reconcile (0: 2 minutes), so a backend that
+	// never answers holds a worker for a bounded time only (every backend call has
+	// its own, shorter deadline too).
+	ReconcileTimeout time.Duration
+	ready            readyTracker
+	mem              memoryStore
 }
 
 // Reconcile: get → sync (fetch, render, write) → patch status if changed → schedule.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	timeout := r.ReconcileTimeout
+	if timeout <= 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	es := &v1alpha1.ExternalSecret{}
 	if err := r.Client.Get(ctx, req.NamespacedName, es); err != nil {
 		if apierrors.IsNotFound(err) {
