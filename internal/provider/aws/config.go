@@ -1,7 +1,8 @@
 // Package aws is the code both AWS providers (Secrets Manager and Parameter Store)
 // share, written once: store validation, the aws.Config a client is built from
 // (region, endpoint override, credentials: default chain, static keys, web identity,
-// assumed role), a bounded retryer, an HTTP client shared by every AWS client, error
+// assumed role), a bounded retryer, an HTTP client shared by every AWS client, the
+// bounds every call gets (a deadline, a response size limit, a page cap), error
 // mapping to the provider sentinels, and a per-request observation hook.
 package aws
 
@@ -37,11 +38,20 @@ const DefaultAudience = "sts.amazonaws.com"
 // tokenTTL is the lifetime of ServiceAccount tokens requested for web identity.
 const tokenTTL = time.Hour
 
+// DefaultTimeout bounds one AWS API call (retries and the credential fetch it waits
+// for included) when Options.Timeout is not set.
+const DefaultTimeout = 30 * time.Second
+
 // Options tune what every AWS client shares. The zero value is the production setting.
 type Options struct {
 	// HTTPClient sends every request (default: one client shared by all AWS clients
 	// of the process, so thousands of stores do not each hold a connection pool).
+	// Whatever it is, responses larger than provider.MaxResponseBytes fail.
 	HTTPClient awssdk.HTTPClient
+	// Timeout bounds every API call, STS calls made for credentials included
+	// (default DefaultTimeout): a backend that accepts and never answers must not
+	// hold a reconcile.
+	Timeout time.Duration
 	// MaxAttempts per API call, retries of throttling, 5xx and connection errors
 	// included (default 3).
 	MaxAttempts int
@@ -50,6 +60,12 @@ type Options struct {
 	// Observe, when set, is called once per API operation call (after retries).
 	Observe RequestObserver
 }
+
+// Option adjusts Options; the AWS providers' New takes them, as vault.New does.
+type Option func(*Options)
+
+// WithTimeout bounds every AWS API call, STS included (default 30s).
+func WithTimeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
 
 var sharedHTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 	tr.MaxIdleConns = 256
@@ -65,6 +81,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 2 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
 	}
 	return o
 }
@@ -172,6 +191,12 @@ func NewConfig(ctx context.Context, store v1alpha1.GenericStore, kube provider.K
 	if p.Endpoint != "" {
 		cfg.BaseEndpoint = awssdk.String(p.Endpoint)
 	}
+	// Both bounds are set before the STS clients below copy cfg: the credentials cache
+	// runs STS calls detached from the caller's context, so they need their own
+	// deadline. The limit wraps the client LoadDefaultConfig finished (it may have
+	// added a CA bundle to its transport).
+	cfg.HTTPClient = limitResponses(cfg.HTTPClient)
+	cfg.APIOptions = append(cfg.APIOptions, deadline(opts.Timeout), refuseEmptySuccess)
 	if opts.Observe != nil {
 		cfg.APIOptions = append(cfg.APIOptions, observeMiddleware(opts.Observe))
 	}

@@ -73,10 +73,47 @@ var codeKinds = map[string]error{
 	"RegionDisabledException":     provider.ErrUnavailable,
 }
 
+// knownCodes are the client-error codes of the calls we make (Secrets Manager, SSM,
+// STS and the codes every AWS service shares) that codeKinds does not list.
+var knownCodes = map[string]bool{
+	"InvalidRequestException": true, "InvalidParameterException": true, "InvalidNextTokenException": true,
+	"LimitExceededException": true, "EncryptionFailure": true, "ResourceExistsException": true,
+	"PreconditionNotMetException": true, "MalformedPolicyDocumentException": true,
+	"InvalidKeyId": true, "InvalidFilterKey": true, "InvalidFilterOption": true, "InvalidFilterValue": true,
+	"InvalidNextToken": true, "InvalidResourceId": true, "InvalidResourceType": true,
+	"UnsupportedParameterType": true, "ParameterLimitExceeded": true, "HierarchyLevelLimitExceededException": true,
+	"InvalidAllowedPatternException": true, "TooManyTagsError": true,
+	"MalformedPolicyDocument": true, "PackedPolicyTooLarge": true,
+	"ValidationException": true, "ValidationError": true, "SerializationException": true,
+	"UnknownOperationException": true, "InvalidAction": true, "MissingAction": true, "MissingParameter": true,
+	"InvalidParameterValue": true, "InvalidParameterCombination": true, "InvalidQueryParameter": true,
+	"MalformedQueryString": true, "NotAuthorized": true, "OptInRequired": true,
+	"RequestEntityTooLargeException": true,
+}
+
+// safeCode is code as SafeMessage may render it. The code is backend text: an
+// endpoint that is not AWS may put anything there, a secret value included, so only
+// codes AWS documents are rendered; others are kept in the (never rendered) cause.
+func safeCode(code string) string {
+	if _, ok := codeKinds[code]; ok || knownCodes[code] {
+		return code
+	}
+	return "UnrecognizedErrorCode"
+}
+
+// noCode are the codes the SDK reports when the answer carried no AWS error code
+// (no __type, no X-Amzn-ErrorType): whatever answered was not the service.
+var noCode = map[string]bool{"": true, "UnknownError": true}
+
 // KindForCode maps an AWS error code (and the HTTP status, 0 when unknown) to a
 // sentinel. Codes not listed are client errors (ErrInvalid) unless the status says
 // otherwise. Secrets Manager answers InvalidRequestException for a secret scheduled
 // for deletion; for a reader that secret is gone, so it maps to ErrNotFound.
+//
+// Without a code, only the status speaks, and never for "not found": a 404 without an
+// AWS error code is a wrong endpoint or a proxy's page, and reading it as "the secret
+// is gone" would prune Secrets on an outage. Such answers are ErrUnavailable (401, 403
+// and 429 keep their meaning).
 func KindForCode(code, message string, status int) error {
 	if k, ok := codeKinds[code]; ok {
 		return k
@@ -93,28 +130,43 @@ func KindForCode(code, message string, status int) error {
 		return provider.ErrAuth
 	case status == 403:
 		return provider.ErrAccessDenied
+	case noCode[code]:
+		return provider.ErrUnavailable
 	}
 	return provider.ErrInvalid
 }
 
 // CodeError builds the provider error for an error reported inside a response (e.g.
 // one entry of BatchGetSecretValue's Errors). The message is kept as the cause, which
-// SafeMessage never renders.
+// SafeMessage never renders. An entry without a code is ErrUnavailable.
 func CodeError(code, message string) error {
-	return Wrap(KindForCode(code, message, 0), code, errors.New(message))
+	if noCode[code] {
+		return Wrap(KindForCode(code, message, 0), "NoErrorCode", errors.New(message))
+	}
+	return Wrap(KindForCode(code, message, 0), safeCode(code), fmt.Errorf("%s: %s", code, message))
 }
 
 // MapError turns an error from an AWS SDK call into a provider error: a sentinel kind
 // and the AWS error code, with the raw SDK error kept as the (never rendered) cause.
 // Failures to get a ServiceAccount token keep their own message (it names the
 // ServiceAccount, never a secret).
+//
+// Only an AWS error code can say "not found". An answer that is not an AWS answer
+// (an HTML page, a body that does not parse, a status without a code) is
+// ErrUnavailable, whatever its status.
 func MapError(err error) error {
 	if err == nil {
 		return nil
 	}
+	switch err.(type) {
+	case safeError, *provider.Error:
+		return err
+	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
-		return err
+		// Ours, from below the SDK (the response size limit): keep its kind and code,
+		// but do not let the SDK's text around it reach SafeMessage.
+		return Wrap(pe.Kind, pe.Code, err)
 	}
 	var te *tokenError
 	if errors.As(err, &te) {
@@ -124,25 +176,29 @@ func MapError(err error) error {
 		return fmt.Errorf("request ServiceAccount token: %w: %w", provider.ErrAuth, te.err)
 	}
 
+	status := 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
 	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		status := 0
-		var re *awshttp.ResponseError
-		if errors.As(err, &re) {
-			status = re.HTTPStatusCode()
-		}
+	if errors.As(err, &ae) && !noCode[ae.ErrorCode()] {
 		code := ae.ErrorCode()
 		if viaSTS(err) {
 			// The call failed while getting credentials: say so, the role is the problem.
-			return Wrap(KindForCode(code, ae.ErrorMessage(), status), "sts:"+code, err)
+			return Wrap(KindForCode(code, ae.ErrorMessage(), status), "sts:"+safeCode(code), err)
 		}
-		return Wrap(KindForCode(code, ae.ErrorMessage(), status), code, err)
+		return Wrap(KindForCode(code, ae.ErrorMessage(), status), safeCode(code), err)
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() > 0 { // no AWS error body (a proxy, a 503 page)
-		return Wrap(KindForCode("", "", re.HTTPStatusCode()), fmt.Sprintf("HTTP %d", re.HTTPStatusCode()), err)
-	}
+	var de *smithy.DeserializationError
 	switch {
+	case status >= 300: // no AWS error body (a proxy, a 503 page, a wrong endpoint)
+		return Wrap(KindForCode("", "", status), fmt.Sprintf("HTTP %d", status), err)
+	case errors.As(err, &de) && errors.Is(err, context.DeadlineExceeded):
+		return Wrap(provider.ErrUnavailable, "Timeout", err)
+	case errors.As(err, &de):
+		// A success status whose body is not what the operation returns.
+		return Wrap(provider.ErrUnavailable, "MalformedResponse", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return Wrap(provider.ErrUnavailable, "Timeout", err)
 	case errors.Is(err, context.Canceled):
@@ -158,6 +214,13 @@ func MapError(err error) error {
 		return Wrap(provider.ErrAuth, "NoCredentials", err)
 	}
 	return Wrap(provider.ErrUnavailable, "Unknown", err)
+}
+
+// MissingValue is the error for a success answer that lacks what the call exists to
+// return (an empty 200, a value with neither SecretString nor SecretBinary): the
+// backend did not say the secret is gone, so it is ErrUnavailable, never ErrNotFound.
+func MissingValue(what string) error {
+	return Wrap(provider.ErrUnavailable, "EmptyResponse", errors.New("answer without "+what))
 }
 
 // viaSTS reports whether err came from an STS call made to get credentials (an STS
@@ -205,3 +268,23 @@ func (e safeError) Error() string {
 }
 
 func (e safeError) Unwrap() error { return e.err }
+
+// CheckKey is provider.CheckKey as a provider error: ErrInvalid with code
+// NotCanonical, the reason in our context (it never quotes the key), and
+// provider.ErrNotCanonical kept for errors.Is. Every name or ARN is checked with it
+// before a request is built.
+func CheckKey(key string) error {
+	if err := provider.CheckKey(key); err != nil {
+		return fmt.Errorf("%v: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err))
+	}
+	return nil
+}
+
+// CheckFindPath is CheckKey for a find path, which may also be empty or "/" (the
+// whole account: admission allows both).
+func CheckFindPath(path string) error {
+	if path == "" || path == "/" {
+		return nil
+	}
+	return CheckKey(path)
+}

@@ -54,8 +54,15 @@ func TestMapError(t *testing.T) {
 		{"SM 5xx", apiErr("InternalServiceError"), provider.ErrUnavailable, "InternalServiceError"},
 		{"SSM 5xx", apiErr("InternalServerError"), provider.ErrUnavailable, "InternalServerError"},
 		{"validation", apiErr("ValidationException"), provider.ErrInvalid, "ValidationException"},
-		{"unknown code, 5xx status", httpErr(502, apiErr("Weird")), provider.ErrUnavailable, "Weird"},
-		{"unknown code, 429 status", httpErr(429, apiErr("Weird")), provider.ErrThrottled, "Weird"},
+		{"unknown code, 5xx status", httpErr(502, apiErr("Weird")), provider.ErrUnavailable, "UnrecognizedErrorCode"},
+		{"unknown code, 429 status", httpErr(429, apiErr("Weird")), provider.ErrThrottled, "UnrecognizedErrorCode"},
+		{"backend text as the code is not rendered", httpErr(400, apiErr(secretText)), provider.ErrInvalid, "UnrecognizedErrorCode"},
+		{"404 without an AWS error code", httpErr(404, &smithy.GenericAPIError{Code: "UnknownError", Message: secretText}), provider.ErrUnavailable, "HTTP 404"},
+		{"404 with an HTML page", httpErr(404, &smithy.DeserializationError{Err: errors.New(secretText)}), provider.ErrUnavailable, "HTTP 404"},
+		{"400 with an HTML page", httpErr(400, &smithy.DeserializationError{Err: errors.New(secretText)}), provider.ErrUnavailable, "HTTP 400"},
+		{"403 without a code", httpErr(403, &smithy.GenericAPIError{Code: "UnknownError"}), provider.ErrAccessDenied, "HTTP 403"},
+		{"200 whose body does not parse", httpErr(200, &smithy.DeserializationError{Err: errors.New(secretText)}), provider.ErrUnavailable, "MalformedResponse"},
+		{"response over the size limit", opErr("Secrets Manager", httpErr(200, &smithy.DeserializationError{Err: fmt.Errorf("read %s: %w", secretText, provider.Wrap(provider.ErrUnavailable, "response-too-large", provider.ErrResponseTooLarge))})), provider.ErrUnavailable, "response-too-large"},
 		{"secret scheduled for deletion", &smithy.GenericAPIError{Code: "InvalidRequestException", Message: "You can't perform this operation on the secret because it was marked for deletion."}, provider.ErrNotFound, "InvalidRequestException"},
 		{"other invalid request", apiErr("InvalidRequestException"), provider.ErrInvalid, "InvalidRequestException"},
 		{"HTTP error without AWS body", httpErr(503, errors.New(secretText)), provider.ErrUnavailable, "HTTP 503"},
@@ -93,8 +100,24 @@ func TestMapError(t *testing.T) {
 }
 
 func TestCodeError(t *testing.T) {
-	err := awsp.CodeError("ResourceNotFoundException", secretText)
-	if !errors.Is(err, provider.ErrNotFound) || strings.Contains(err.Error(), secretText) || provider.SafeMessage(err) != "not found (ResourceNotFoundException)" {
-		t.Fatalf("CodeError = %v", err)
+	tests := []struct {
+		name     string
+		code     string
+		want     error
+		wantSafe string
+	}{
+		{"not found", "ResourceNotFoundException", provider.ErrNotFound, "not found (ResourceNotFoundException)"},
+		{"no code", "", provider.ErrUnavailable, "backend unavailable (NoErrorCode)"},
+		{"server failure", "InternalServiceError", provider.ErrUnavailable, "backend unavailable (InternalServiceError)"},
+		{"access denied", "AccessDeniedException", provider.ErrAccessDenied, "access denied (AccessDeniedException)"},
+		{"backend text as the code", secretText, provider.ErrInvalid, "invalid request (UnrecognizedErrorCode)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := awsp.CodeError(tc.code, secretText)
+			if !errors.Is(err, tc.want) || strings.Contains(err.Error(), secretText) || provider.SafeMessage(err) != tc.wantSafe {
+				t.Fatalf("CodeError = %v (safe %q)", err, provider.SafeMessage(err))
+			}
+		})
 	}
 }

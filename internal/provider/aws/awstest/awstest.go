@@ -3,11 +3,18 @@
 package awstest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -96,4 +103,88 @@ func StaticKube(akid, secret string) *Kube {
 // FastOptions retries quickly, so fault tests do not sleep.
 func FastOptions() awsp.Options {
 	return awsp.Options{MaxAttempts: 3, MaxBackoff: 5 * time.Millisecond}
+}
+
+// BlackHole listens on 127.0.0.1, accepts connections and never answers: a backend
+// that hangs. It returns the URL to use as an endpoint; everything is closed when t
+// ends.
+func BlackHole(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// Canned answers every HTTP request with one status and body, without a network (a
+// fuzz target's input). Use it through HTTPClient.
+type Canned struct {
+	mu       sync.Mutex
+	status   int
+	body     []byte
+	requests int
+}
+
+// Set makes every following request answer status and body.
+func (c *Canned) Set(status int, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.status, c.body, c.requests = status, body, 0
+}
+
+// Requests counts the requests since Set.
+func (c *Canned) Requests() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.requests
+}
+
+func (c *Canned) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests++
+	h := http.Header{}
+	h.Set("Content-Type", "application/x-amz-json-1.1")
+	return &http.Response{
+		StatusCode: c.status, Status: http.StatusText(c.status), Header: h,
+		Body: io.NopCloser(bytes.NewReader(c.body)), ContentLength: int64(len(c.body)),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: r,
+	}, nil
+}
+
+// HTTPClient is an SDK HTTP client whose plain-http requests c answers. It is a
+// *BuildableClient because the SDK adds a CA bundle (AWS_CA_BUNDLE) only to those.
+func (c *Canned) HTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.RegisterProtocol("http", c)
+	})
 }

@@ -6,11 +6,13 @@ package parameterstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -41,8 +43,21 @@ type ssmAPI interface {
 	DescribeParameters(ctx context.Context, in *ssm.DescribeParametersInput, optFns ...func(*ssm.Options)) (*ssm.DescribeParametersOutput, error)
 }
 
-// New returns the provider with production settings.
-func New() provider.Provider { return NewWithOptions(awsp.Options{}) }
+// Option adjusts the provider (see WithTimeout).
+type Option = awsp.Option
+
+// WithTimeout bounds every AWS call the provider's clients make, STS calls for
+// credentials included (default 30s).
+func WithTimeout(d time.Duration) Option { return awsp.WithTimeout(d) }
+
+// New returns the provider with production settings adjusted by opts.
+func New(opts ...Option) provider.Provider {
+	var o awsp.Options
+	for _, f := range opts {
+		f(&o)
+	}
+	return NewWithOptions(o)
+}
 
 // NewWithOptions returns the provider with tuned shared settings (tests: short
 // backoff; metrics: an observer).
@@ -53,31 +68,62 @@ func NewWithOptions(opts awsp.Options) provider.Provider {
 }
 
 // Client reads one account and region as one identity; safe for concurrent use.
-type Client struct{ api ssmAPI }
+type Client struct {
+	api ssmAPI
+	// maxPages overrides awsp.MaxPages (tests).
+	maxPages int
+}
 
 var (
 	_ provider.Client      = (*Client)(nil)
 	_ provider.BatchGetter = (*Client)(nil)
 )
 
-// selector encodes Ref.Version the way SSM reads it: a number selects that version
-// ("name:3"), anything else a label ("name:live"); both use the same syntax.
+// selector validates ref and encodes it the way SSM reads it: the name, then the
+// version suffix parseVersion makes.
 func selector(ref provider.Ref) (string, error) {
 	if ref.Key == "" {
-		return "", fmt.Errorf("parameterstore: key is empty: %w", provider.ErrInvalid)
+		return "", fmt.Errorf("parameterstore: key is empty: %w", awsp.Wrap(provider.ErrInvalid, "EmptyKey", nil))
 	}
-	if ref.Version == "" {
-		return ref.Key, nil
+	if err := awsp.CheckKey(ref.Key); err != nil {
+		return "", fmt.Errorf("parameterstore get %q: %w", ref.Key, err)
 	}
-	if strings.ContainsAny(ref.Version, ":/ ") {
-		return "", fmt.Errorf("parameterstore %q: version %q is neither a version number nor a label: %w", ref.Key, ref.Version, provider.ErrInvalid)
+	suffix, err := parseVersion(ref.Version)
+	if err != nil {
+		return "", fmt.Errorf("parameterstore get %q: %w", ref.Key, err)
 	}
-	if isNumber(ref.Version) {
-		if n, err := strconv.ParseInt(ref.Version, 10, 64); err != nil || n < 1 {
-			return "", fmt.Errorf("parameterstore %q: version %q is not a positive number: %w", ref.Key, ref.Version, provider.ErrInvalid)
+	return ref.Key + suffix, nil
+}
+
+// labelRe is what SSM accepts as a label: letters, digits, ".", "-", "_", at most
+// 100 characters, not starting with a digit.
+var labelRe = regexp.MustCompile(`^[a-zA-Z._-][a-zA-Z0-9._-]{0,99}$`)
+
+// parseVersion turns Ref.Version into the selector suffix SSM reads after the name:
+// a number selects that version (":3"), anything else a label (":live"). It is pure
+// and refuses what SSM would refuse or read differently, so a typo is an ErrInvalid
+// naming the field, never a request that answers "not found": a version is a positive
+// number (written without leading zeros in the request), a label follows SSM's label
+// rules and does not start with "aws" or "ssm" (reserved).
+func parseVersion(v string) (string, error) {
+	invalid := func(reason string) (string, error) {
+		return "", fmt.Errorf("version %q: %s: %w", v, reason, awsp.Wrap(provider.ErrInvalid, "InvalidVersion", nil))
+	}
+	switch {
+	case v == "":
+		return "", nil
+	case isNumber(v):
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return invalid("a version number is a positive 64-bit number")
 		}
+		return ":" + strconv.FormatInt(n, 10), nil
+	case !labelRe.MatchString(v):
+		return invalid("a label has 1 to 100 letters, digits, '.', '-' or '_' and does not start with a digit")
+	case len(v) >= 3 && (strings.EqualFold(v[:3], "aws") || strings.EqualFold(v[:3], "ssm")):
+		return invalid(`a label does not start with "aws" or "ssm"`)
 	}
-	return ref.Key + ":" + ref.Version, nil
+	return ":" + v, nil
 }
 
 func isNumber(s string) bool {
@@ -89,9 +135,17 @@ func isNumber(s string) bool {
 	return s != ""
 }
 
-func secretOf(p *ssmtypes.Parameter) provider.Secret {
-	// StringList values arrive comma-joined, as stored.
-	return provider.Secret{Value: []byte(awssdk.ToString(p.Value)), Version: strconv.FormatInt(p.Version, 10)}
+// secretOf is the value of one answer. A parameter without a Value did not say it is
+// gone: it is ErrUnavailable. A version of 0 (absent) is left empty.
+func secretOf(p *ssmtypes.Parameter) (provider.Secret, error) {
+	if p.Value == nil {
+		return provider.Secret{}, awsp.MissingValue("Value")
+	}
+	s := provider.Secret{Value: []byte(*p.Value)} // StringList values arrive comma-joined, as stored
+	if p.Version > 0 {
+		s.Version = strconv.FormatInt(p.Version, 10)
+	}
+	return s, nil
 }
 
 // GetSecret reads one parameter (name or ARN), decrypted, at Ref.Version.
@@ -105,9 +159,13 @@ func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Secr
 		return provider.Secret{}, fmt.Errorf("parameterstore get %q: %w", name, awsp.MapError(err))
 	}
 	if out.Parameter == nil {
-		return provider.Secret{}, fmt.Errorf("parameterstore get %q: %w", name, awsp.Wrap(provider.ErrUnavailable, "EmptyResponse", nil))
+		return provider.Secret{}, fmt.Errorf("parameterstore get %q: %w", name, awsp.MissingValue("Parameter"))
 	}
-	return secretOf(out.Parameter), nil
+	sec, err := secretOf(out.Parameter)
+	if err != nil {
+		return provider.Secret{}, fmt.Errorf("parameterstore get %q: %w", name, err)
+	}
+	return sec, nil
 }
 
 // MaxBatch is GetParameters' name limit.
@@ -165,21 +223,44 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 	return res, nil
 }
 
-// getParameters reads up to 10 selectors in one call, decrypted.
+// getParameters reads up to 10 selectors (already checked) in one call, decrypted.
+// Only InvalidParameters makes a selector ErrNotFound; one the answer does not
+// mention, or mentions without a value, is ErrUnavailable.
 func (c *Client) getParameters(ctx context.Context, sels []string) (map[string]provider.Result, error) {
 	out, err := c.api.GetParameters(ctx, &ssm.GetParametersInput{Names: sels, WithDecryption: awssdk.Bool(true)})
 	if err != nil {
 		return nil, fmt.Errorf("parameterstore batch get of %d parameters: %w", len(sels), awsp.MapError(err))
 	}
 	// Answers carry the bare name (never the ARN that may have been asked for) and the
-	// selector suffix; index both spellings.
+	// selector suffix; index both spellings. An answer without Selector (emulators omit
+	// it) is indexed by its version number, and by its bare name when it is the only
+	// such answer for that name (two would leave "which is current?" open).
 	byKey := make(map[string]*ssmtypes.Parameter, 2*len(out.Parameters))
-	for i := range out.Parameters {
-		p := &out.Parameters[i]
-		suffix := awssdk.ToString(p.Selector)
-		byKey[awssdk.ToString(p.Name)+suffix] = p
+	index := func(p *ssmtypes.Parameter, suffix string) {
+		byKey[*p.Name+suffix] = p
 		if p.ARN != nil {
 			byKey[*p.ARN+suffix] = p
+		}
+	}
+	bare := map[string]int{}
+	for _, p := range out.Parameters {
+		if p.Name != nil && p.Selector == nil {
+			bare[*p.Name]++
+		}
+	}
+	for i := range out.Parameters {
+		p := &out.Parameters[i]
+		switch {
+		case p.Name == nil:
+			continue // cannot be matched: its selector ends up IncompleteBatchResponse
+		case p.Selector != nil:
+			index(p, *p.Selector)
+			continue
+		case bare[*p.Name] == 1:
+			index(p, "")
+		}
+		if p.Version > 0 {
+			index(p, ":"+strconv.FormatInt(p.Version, 10))
 		}
 	}
 	invalid := make(map[string]bool, len(out.InvalidParameters))
@@ -190,7 +271,11 @@ func (c *Client) getParameters(ctx context.Context, sels []string) (map[string]p
 	for _, sel := range sels {
 		switch p := byKey[sel]; {
 		case p != nil:
-			got[sel] = provider.Result{Secret: secretOf(p)}
+			sec, err := secretOf(p)
+			if err != nil {
+				err = fmt.Errorf("parameterstore get %q: %w", sel, err)
+			}
+			got[sel] = provider.Result{Secret: sec, Err: err}
 		case invalid[sel]:
 			got[sel] = provider.Result{Err: fmt.Errorf("parameterstore get %q: %w", sel, awsp.Wrap(provider.ErrNotFound, "InvalidParameters", nil))}
 		default:
@@ -227,8 +312,11 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 	if q.NameRegexp != "" {
 		var err error
 		if re, err = regexp.Compile(q.NameRegexp); err != nil {
-			return nil, fmt.Errorf("parameterstore find: name regexp does not compile: %w", provider.ErrInvalid)
+			return nil, fmt.Errorf("parameterstore find: name regexp does not compile: %w", awsp.Wrap(provider.ErrInvalid, "InvalidRegexp", nil))
 		}
+	}
+	if err := awsp.CheckFindPath(q.Path); err != nil {
+		return nil, fmt.Errorf("parameterstore find %q: path: %w", q.Path, err)
 	}
 	path := findPath(q.Path)
 	match := func(name string) bool { return re == nil || re.MatchString(name) }
@@ -244,6 +332,7 @@ func (c *Client) findByPath(ctx context.Context, path string, match func(string)
 		Path: awssdk.String(path), Recursive: awssdk.Bool(true), WithDecryption: awssdk.Bool(true),
 		MaxResults: awssdk.Int32(maxBatch),
 	}
+	pages := awsp.Pages{Max: c.maxPages}
 	for {
 		out, err := c.api.GetParametersByPath(ctx, in)
 		if err != nil {
@@ -251,18 +340,45 @@ func (c *Client) findByPath(ctx context.Context, path string, match func(string)
 		}
 		for i := range out.Parameters {
 			p := &out.Parameters[i]
-			if name := awssdk.ToString(p.Name); match(name) {
-				if len(found) == findMaxKeys {
-					return nil, fmt.Errorf("parameterstore find %q: more than %d parameters match: %w", path, findMaxKeys, provider.ErrInvalid)
-				}
-				found[name] = secretOf(p)
+			name, err := listedName(p.Name)
+			if err != nil {
+				return nil, fmt.Errorf("parameterstore find %q: %w", path, err)
 			}
+			if !match(name) {
+				continue
+			}
+			if _, dup := found[name]; !dup && len(found) == findMaxKeys {
+				return nil, fmt.Errorf("parameterstore find %q: more than %d parameters match: %w", path, findMaxKeys, awsp.Wrap(provider.ErrInvalid, "TooManyResults", nil))
+			}
+			sec, err := secretOf(p)
+			if err != nil {
+				return nil, fmt.Errorf("parameterstore find %q: %w", path, err)
+			}
+			sec.Key = name
+			found[name] = sec
 		}
-		if out.NextToken == nil || *out.NextToken == "" {
+		more, err := pages.Next(out.NextToken)
+		if err != nil {
+			return nil, fmt.Errorf("parameterstore find %q: %w", path, err)
+		}
+		if !more {
 			return found, nil
 		}
 		in.NextToken = out.NextToken
 	}
+}
+
+// listedName is the name of a listed parameter, which becomes a key the engine
+// checks and writes (and, with tags, a request): it must be present and canonical.
+// The error does not quote it: it is backend content.
+func listedName(name *string) (string, error) {
+	if name == nil {
+		return "", awsp.Wrap(provider.ErrUnavailable, "MalformedResponse", errors.New("listed parameter without Name"))
+	}
+	if err := awsp.CheckKey(*name); err != nil {
+		return "", fmt.Errorf("a listed name: %w", err)
+	}
+	return *name, nil
 }
 
 func (c *Client) findByTags(ctx context.Context, path string, tags map[string]string, match func(string) bool) (map[string]provider.Secret, error) {
@@ -284,21 +400,33 @@ func (c *Client) findByTags(ctx context.Context, path string, tags map[string]st
 	}
 
 	var names []string
+	seen := map[string]bool{}
 	in := &ssm.DescribeParametersInput{ParameterFilters: filters, MaxResults: awssdk.Int32(describePage)}
+	pages := awsp.Pages{Max: c.maxPages}
 	for {
 		out, err := c.api.DescribeParameters(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("parameterstore find %q: describe: %w", path, awsp.MapError(err))
 		}
 		for _, m := range out.Parameters {
-			if name := awssdk.ToString(m.Name); match(name) {
-				if len(names) == findMaxKeys {
-					return nil, fmt.Errorf("parameterstore find %q: more than %d parameters match: %w", path, findMaxKeys, provider.ErrInvalid)
-				}
-				names = append(names, name)
+			name, err := listedName(m.Name)
+			if err != nil {
+				return nil, fmt.Errorf("parameterstore find %q: describe: %w", path, err)
 			}
+			if !match(name) || seen[name] {
+				continue
+			}
+			if len(names) == findMaxKeys {
+				return nil, fmt.Errorf("parameterstore find %q: more than %d parameters match: %w", path, findMaxKeys, awsp.Wrap(provider.ErrInvalid, "TooManyResults", nil))
+			}
+			seen[name] = true
+			names = append(names, name)
 		}
-		if out.NextToken == nil || *out.NextToken == "" {
+		more, err := pages.Next(out.NextToken)
+		if err != nil {
+			return nil, fmt.Errorf("parameterstore find %q: describe: %w", path, err)
+		}
+		if !more {
 			break
 		}
 		in.NextToken = out.NextToken
@@ -319,6 +447,7 @@ func (c *Client) findByTags(ctx context.Context, path string, tags map[string]st
 				}
 				return nil, fmt.Errorf("parameterstore find %q: %w", path, r.Err)
 			}
+			r.Secret.Key = n
 			found[n] = r.Secret
 		}
 	}

@@ -76,29 +76,46 @@ func batchFrom(values map[string]string) func(*sm.BatchGetSecretValueInput) (*sm
 	}
 }
 
-func TestVersionSelector(t *testing.T) {
+func TestParseVersion(t *testing.T) {
+	const id36 = "01234567-89ab-4cde-8f01-23456789abcd"
 	tests := []struct {
+		name      string
 		version   string
 		wantID    string
 		wantStage string
+		wantErr   string // substring of the message; "" = valid
 	}{
-		{"", "", ""},
-		{"AWSCURRENT", "", "AWSCURRENT"},
-		{"AWSPREVIOUS", "", "AWSPREVIOUS"},
-		{"blue", "", "blue"},
-		{"uuid/abc", "abc", ""},
-		{"uuid/01234567-89ab-4cde-8f01-23456789abcd", "01234567-89ab-4cde-8f01-23456789abcd", ""},
-		{"01234567-89AB-4cde-8f01-23456789abcd", "01234567-89AB-4cde-8f01-23456789abcd", ""},
-		{"01234567-89ab-4cde-8f01-23456789abc", "", "01234567-89ab-4cde-8f01-23456789abc"}, // not a UUID: a stage
+		{"empty: AWSCURRENT", "", "", "", ""},
+		{"stage AWSCURRENT", "AWSCURRENT", "", "AWSCURRENT", ""},
+		{"stage AWSPREVIOUS", "AWSPREVIOUS", "", "AWSPREVIOUS", ""},
+		{"custom stage", "blue", "", "blue", ""},
+		{"uuid/ prefix", "uuid/" + id36, id36, "", ""},
+		{"uuid/ prefix, any case", "UUID/" + id36, id36, "", ""},
+		{"uuid/ with a 32-character token", "uuid/" + strings.Repeat("a", 32), strings.Repeat("a", 32), "", ""},
+		{"bare UUID", "01234567-89AB-4cde-8f01-23456789abcd", "01234567-89AB-4cde-8f01-23456789abcd", "", ""},
+		{"almost a UUID: a stage", "01234567-89ab-4cde-8f01-23456789abc", "", "01234567-89ab-4cde-8f01-23456789abc", ""},
+		{"uuid/ alone", "uuid/", "", "", `"uuid/" without a version id`},
+		{"uuid/ with a short id", "uuid/abc", "", "", "32 to 64 characters"},
+		{"uuid/ with a long id", "uuid/" + strings.Repeat("a", 65), "", "", "32 to 64 characters"},
+		{"uuid/ with a space", "uuid/" + strings.Repeat("a", 31) + " b", "", "", "printable ASCII"},
+		{"stage with a slash", "blue/green", "", "", `no "/"`},
+		{"stage with a control character", "blue\n", "", "", "printable ASCII"},
+		{"stage with a space", "my stage", "", "", "printable ASCII"},
+		{"stage too long", strings.Repeat("s", 257), "", "", "at most 256"},
+		{"stage of 256", strings.Repeat("s", 256), "", strings.Repeat("s", 256), ""},
 	}
 	for _, tc := range tests {
-		t.Run(tc.version, func(t *testing.T) {
-			id, stage := versionSelector(tc.version)
-			if awssdk.ToString(id) != tc.wantID || awssdk.ToString(stage) != tc.wantStage {
-				t.Fatalf("got id %q stage %q", awssdk.ToString(id), awssdk.ToString(stage))
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseVersion(tc.version)
+			if tc.wantErr != "" {
+				if !errors.Is(err, provider.ErrInvalid) || !strings.Contains(provider.SafeMessage(err), tc.wantErr) ||
+					!strings.HasPrefix(provider.SafeMessage(err), "version ") || !strings.HasSuffix(provider.SafeMessage(err), "invalid request (InvalidVersion)") {
+					t.Fatalf("err = %v (safe: %q), want ErrInvalid naming the version and %q", err, provider.SafeMessage(err), tc.wantErr)
+				}
+				return
 			}
-			if (id != nil) == (stage != nil) && tc.version != "" {
-				t.Fatal("exactly one of VersionId and VersionStage must be set")
+			if err != nil || got.ID != tc.wantID || got.Stage != tc.wantStage {
+				t.Fatalf("got %+v, %v", got, err)
 			}
 		})
 	}

@@ -5,10 +5,12 @@ package secretsmanager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -38,8 +40,21 @@ type smAPI interface {
 	ListSecrets(ctx context.Context, in *sm.ListSecretsInput, optFns ...func(*sm.Options)) (*sm.ListSecretsOutput, error)
 }
 
-// New returns the provider with production settings.
-func New() provider.Provider { return NewWithOptions(awsp.Options{}) }
+// Option adjusts the provider (see WithTimeout).
+type Option = awsp.Option
+
+// WithTimeout bounds every AWS call the provider's clients make, STS calls for
+// credentials included (default 30s).
+func WithTimeout(d time.Duration) Option { return awsp.WithTimeout(d) }
+
+// New returns the provider with production settings adjusted by opts.
+func New(opts ...Option) provider.Provider {
+	var o awsp.Options
+	for _, f := range opts {
+		f(&o)
+	}
+	return NewWithOptions(o)
+}
 
 // NewWithOptions returns the provider with tuned shared settings (tests: short
 // backoff; metrics: an observer).
@@ -50,7 +65,11 @@ func NewWithOptions(opts awsp.Options) provider.Provider {
 }
 
 // Client reads one account and region as one identity; safe for concurrent use.
-type Client struct{ api smAPI }
+type Client struct {
+	api smAPI
+	// maxPages overrides awsp.MaxPages (tests).
+	maxPages int
+}
 
 var (
 	_ provider.Client      = (*Client)(nil)
@@ -59,45 +78,114 @@ var (
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// versionSelector reads Ref.Version: "uuid/<id>" or a canonical UUID is a VersionId,
-// anything else a VersionStage (AWSCURRENT, AWSPREVIOUS, custom labels).
-func versionSelector(version string) (versionID, stage *string) {
-	switch {
-	case version == "":
-		return nil, nil
-	case strings.HasPrefix(version, "uuid/"):
-		return awssdk.String(strings.TrimPrefix(version, "uuid/")), nil
-	case uuidRe.MatchString(version):
-		return awssdk.String(version), nil
+// version is a parsed Ref.Version: at most one of ID (VersionId) and Stage
+// (VersionStage) is set; neither means AWSCURRENT.
+type version struct{ ID, Stage string }
+
+// parseVersion reads Ref.Version: "uuid/<id>" or a canonical UUID is a VersionId,
+// anything else a VersionStage (AWSCURRENT, AWSPREVIOUS, custom labels). It is pure
+// and refuses what AWS would refuse or read differently, so a typo is an ErrInvalid
+// naming the field, never a request that answers "not found":
+//   - a VersionId has 32 to 64 printable ASCII characters ("uuid/" alone is refused);
+//   - a stage has 1 to 256 printable ASCII characters and no "/" (a prefix such as
+//     "UUID/" is a misspelt selector, not a label).
+func parseVersion(v string) (version, error) {
+	invalid := func(reason string) (version, error) {
+		return version{}, fmt.Errorf("version %q: %s: %w", v, reason, awsp.Wrap(provider.ErrInvalid, "InvalidVersion", nil))
 	}
-	return nil, awssdk.String(version)
+	switch {
+	case v == "":
+		return version{}, nil
+	case len(v) >= len("uuid/") && strings.EqualFold(v[:len("uuid/")], "uuid/"):
+		id := v[len("uuid/"):]
+		switch {
+		case id == "":
+			return invalid(`"uuid/" without a version id`)
+		case len(id) < 32 || len(id) > 64:
+			return invalid("a version id has 32 to 64 characters")
+		case !printable(id):
+			return invalid("a version id has printable ASCII characters only")
+		}
+		return version{ID: id}, nil
+	case uuidRe.MatchString(v):
+		return version{ID: v}, nil
+	case len(v) > 256:
+		return invalid("a version stage has at most 256 characters")
+	case !printable(v):
+		return invalid("a version stage has printable ASCII characters only")
+	case strings.Contains(v, "/"):
+		return invalid(`a version stage has no "/" (a version id is written "uuid/<id>")`)
+	}
+	return version{Stage: v}, nil
 }
 
-func secretOf(str *string, bin []byte, versionID *string) provider.Secret {
-	s := provider.Secret{Version: awssdk.ToString(versionID)}
-	if str != nil {
-		s.Value = []byte(*str)
-	} else {
-		s.Value = bin
+// printable reports whether s has only printable ASCII characters other than space.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
 	}
-	return s
+	return true
+}
+
+// secretOf is the value of one answer. An answer with neither SecretString nor
+// SecretBinary did not say the secret is gone: it is ErrUnavailable (AWS always
+// returns one of them; an empty body parses as an answer with neither).
+func secretOf(str *string, bin []byte, versionID *string) (provider.Secret, error) {
+	s := provider.Secret{Version: awssdk.ToString(versionID)}
+	switch {
+	case str != nil:
+		s.Value = []byte(*str)
+	case len(bin) > 0:
+		s.Value = bin
+	default:
+		return provider.Secret{}, awsp.MissingValue("SecretString or SecretBinary")
+	}
+	return s, nil
+}
+
+// getInput validates ref and builds its request.
+func getInput(ref provider.Ref) (*sm.GetSecretValueInput, error) {
+	if ref.Key == "" {
+		return nil, fmt.Errorf("secretsmanager: key is empty: %w", awsp.Wrap(provider.ErrInvalid, "EmptyKey", nil))
+	}
+	if err := awsp.CheckKey(ref.Key); err != nil {
+		return nil, fmt.Errorf("secretsmanager get %q: %w", ref.Key, err)
+	}
+	v, err := parseVersion(ref.Version)
+	if err != nil {
+		return nil, fmt.Errorf("secretsmanager get %q: %w", ref.Key, err)
+	}
+	in := &sm.GetSecretValueInput{SecretId: awssdk.String(ref.Key)}
+	if v.ID != "" {
+		in.VersionId = awssdk.String(v.ID)
+	}
+	if v.Stage != "" {
+		in.VersionStage = awssdk.String(v.Stage)
+	}
+	return in, nil
 }
 
 // GetSecret reads one secret (name or ARN) at Ref.Version.
 func (c *Client) GetSecret(ctx context.Context, ref provider.Ref) (provider.Secret, error) {
-	if ref.Key == "" {
-		return provider.Secret{}, fmt.Errorf("secretsmanager: key is empty: %w", provider.ErrInvalid)
+	in, err := getInput(ref)
+	if err != nil {
+		return provider.Secret{}, err
 	}
-	in := &sm.GetSecretValueInput{SecretId: awssdk.String(ref.Key)}
-	in.VersionId, in.VersionStage = versionSelector(ref.Version)
+	what := fmt.Sprintf("secretsmanager get %q", ref.Key)
+	if ref.Version != "" {
+		what += fmt.Sprintf(" version %q", ref.Version)
+	}
 	out, err := c.api.GetSecretValue(ctx, in)
 	if err != nil {
-		if ref.Version != "" {
-			return provider.Secret{}, fmt.Errorf("secretsmanager get %q version %q: %w", ref.Key, ref.Version, awsp.MapError(err))
-		}
-		return provider.Secret{}, fmt.Errorf("secretsmanager get %q: %w", ref.Key, awsp.MapError(err))
+		return provider.Secret{}, fmt.Errorf("%s: %w", what, awsp.MapError(err))
 	}
-	return secretOf(out.SecretString, out.SecretBinary, out.VersionId), nil
+	sec, err := secretOf(out.SecretString, out.SecretBinary, out.VersionId)
+	if err != nil {
+		return provider.Secret{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return sec, nil
 }
 
 // MaxBatch is BatchGetSecretValue's id limit.
@@ -119,6 +207,11 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 	for i, r := range refs {
 		if r.Version != "" || r.Key == "" {
 			res[i].Secret, res[i].Err = c.GetSecret(ctx, r)
+			individual++
+			continue
+		}
+		if err := awsp.CheckKey(r.Key); err != nil {
+			res[i].Err = fmt.Errorf("secretsmanager get %q: %w", r.Key, err)
 			individual++
 			continue
 		}
@@ -153,7 +246,9 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 	return res, nil
 }
 
-// batch reads ids (names or ARNs) in one BatchGetSecretValue call.
+// batch reads ids (names or ARNs, already checked) in one BatchGetSecretValue call.
+// Only an Errors entry with ResourceNotFoundException makes an id ErrNotFound; an id
+// the answer does not mention, or mentions without a value, is ErrUnavailable.
 func (c *Client) batch(ctx context.Context, ids []string) (map[string]provider.Result, error) {
 	out, err := c.api.BatchGetSecretValue(ctx, &sm.BatchGetSecretValueInput{SecretIdList: ids})
 	if err != nil {
@@ -163,27 +258,29 @@ func (c *Client) batch(ctx context.Context, ids []string) (map[string]provider.R
 	byARN := make(map[string]*smtypes.SecretValueEntry, len(out.SecretValues))
 	for i := range out.SecretValues {
 		v := &out.SecretValues[i]
-		byName[awssdk.ToString(v.Name)] = v
-		byARN[awssdk.ToString(v.ARN)] = v
+		if v.Name != nil {
+			byName[*v.Name] = v
+		}
+		if v.ARN != nil {
+			byARN[*v.ARN] = v
+		}
 	}
 	errs := make(map[string]smtypes.APIErrorType, len(out.Errors))
 	for _, e := range out.Errors {
-		errs[awssdk.ToString(e.SecretId)] = e
+		if e.SecretId != nil {
+			errs[*e.SecretId] = e
+		}
 	}
 	got := make(map[string]provider.Result, len(ids))
 	for _, id := range ids {
-		v := byARN[id]
-		if v == nil {
-			v = byName[id]
-		}
-		if v == nil && strings.HasPrefix(id, "arn:") {
-			if i := strings.Index(id, ":secret:"); i >= 0 { // a partial ARN names the secret
-				v = byName[id[i+len(":secret:"):]]
-			}
-		}
+		v := lookup(id, byARN, byName)
 		switch e, failed := errs[id]; {
 		case v != nil:
-			got[id] = provider.Result{Secret: secretOf(v.SecretString, v.SecretBinary, v.VersionId)}
+			sec, err := secretOf(v.SecretString, v.SecretBinary, v.VersionId)
+			if err != nil {
+				err = fmt.Errorf("secretsmanager get %q: %w", id, err)
+			}
+			got[id] = provider.Result{Secret: sec, Err: err}
 		case failed:
 			got[id] = provider.Result{Err: fmt.Errorf("secretsmanager get %q: %w", id, awsp.CodeError(awssdk.ToString(e.ErrorCode), awssdk.ToString(e.Message)))}
 		default:
@@ -191,6 +288,32 @@ func (c *Client) batch(ctx context.Context, ids []string) (map[string]provider.R
 		}
 	}
 	return got, nil
+}
+
+// lookup finds the answer for id: by ARN, by name, by the name a partial ARN ends
+// with, and, only for answers that carry no ARN (emulators omit it), by the name a
+// full ARN ends with once its random "-XXXXXX" suffix is dropped.
+func lookup(id string, byARN, byName map[string]*smtypes.SecretValueEntry) *smtypes.SecretValueEntry {
+	if v := byARN[id]; v != nil {
+		return v
+	}
+	if v := byName[id]; v != nil {
+		return v
+	}
+	i := strings.Index(id, ":secret:")
+	if !strings.HasPrefix(id, "arn:") || i < 0 {
+		return nil
+	}
+	rest := id[i+len(":secret:"):]
+	if v := byName[rest]; v != nil {
+		return v
+	}
+	if n := len(rest) - len("-XXXXXX"); n > 0 && rest[n] == '-' {
+		if v := byName[rest[:n]]; v != nil && v.ARN == nil {
+			return v
+		}
+	}
+	return nil
 }
 
 // filterValue is the character set ListSecrets accepts in filter values.
@@ -213,56 +336,80 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 	if q.NameRegexp != "" {
 		var err error
 		if re, err = regexp.Compile(q.NameRegexp); err != nil {
-			return nil, fmt.Errorf("secretsmanager find: name regexp does not compile: %w", provider.ErrInvalid)
+			return nil, fmt.Errorf("secretsmanager find: name regexp does not compile: %w", awsp.Wrap(provider.ErrInvalid, "InvalidRegexp", nil))
 		}
+	}
+	if err := awsp.CheckFindPath(q.Path); err != nil {
+		return nil, fmt.Errorf("secretsmanager find %q: path: %w", q.Path, err)
 	}
 	prefix := strings.TrimSuffix(q.Path, "/")
 	filters := findFilters(prefix, q.Tags)
 
-	var arns []string
-	names := map[string]string{} // ARN -> name
+	var ids []string             // ARNs (names when the listing omits ARNs)
+	names := map[string]string{} // id -> name
 	in := &sm.ListSecretsInput{Filters: filters, MaxResults: awssdk.Int32(listPage)}
+	pages := awsp.Pages{Max: c.maxPages}
 	for {
 		out, err := c.api.ListSecrets(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("secretsmanager find %q: list: %w", q.Path, awsp.MapError(err))
 		}
 		for _, e := range out.SecretList {
-			name := awssdk.ToString(e.Name)
+			if e.Name == nil {
+				return nil, fmt.Errorf("secretsmanager find %q: list: %w", q.Path, awsp.Wrap(provider.ErrUnavailable, "MalformedResponse", errors.New("entry without Name")))
+			}
+			name := *e.Name
 			if !strings.HasPrefix(name, prefix) || (re != nil && !re.MatchString(name)) || !hasTags(e.Tags, q.Tags) {
 				continue
 			}
-			if _, dup := names[awssdk.ToString(e.ARN)]; dup {
+			id := name
+			if e.ARN != nil {
+				id = *e.ARN
+			}
+			if _, dup := names[id]; dup {
 				continue
 			}
-			if len(arns) == findMaxKeys {
-				return nil, fmt.Errorf("secretsmanager find %q: more than %d secrets match: %w", q.Path, findMaxKeys, provider.ErrInvalid)
+			// The name becomes a key the engine checks and writes, and the id a
+			// request: neither may be read two ways. Not quoted: it is backend content.
+			if err := awsp.CheckKey(name); err != nil {
+				return nil, fmt.Errorf("secretsmanager find %q: a listed name: %w", q.Path, err)
 			}
-			arns = append(arns, awssdk.ToString(e.ARN))
-			names[awssdk.ToString(e.ARN)] = name
+			if err := awsp.CheckKey(id); err != nil {
+				return nil, fmt.Errorf("secretsmanager find %q: a listed ARN: %w", q.Path, err)
+			}
+			if len(ids) == findMaxKeys {
+				return nil, fmt.Errorf("secretsmanager find %q: more than %d secrets match: %w", q.Path, findMaxKeys, awsp.Wrap(provider.ErrInvalid, "TooManyResults", nil))
+			}
+			ids = append(ids, id)
+			names[id] = name
 		}
-		if out.NextToken == nil || *out.NextToken == "" {
+		more, err := pages.Next(out.NextToken)
+		if err != nil {
+			return nil, fmt.Errorf("secretsmanager find %q: list: %w", q.Path, err)
+		}
+		if !more {
 			break
 		}
 		in.NextToken = out.NextToken
 	}
 
-	found := make(map[string]provider.Secret, len(arns))
-	for start := 0; start < len(arns); start += maxBatch {
-		chunk := arns[start:min(start+maxBatch, len(arns))]
+	found := make(map[string]provider.Secret, len(ids))
+	for start := 0; start < len(ids); start += maxBatch {
+		chunk := ids[start:min(start+maxBatch, len(ids))]
 		got, err := c.batch(ctx, chunk)
 		if err != nil {
 			return nil, fmt.Errorf("secretsmanager find %q: %w", q.Path, err)
 		}
-		for _, arn := range chunk {
-			r := got[arn]
+		for _, id := range chunk {
+			r := got[id]
 			if r.Err != nil {
 				if provider.Classify(r.Err) == provider.ErrNotFound {
 					continue // deleted since it was listed
 				}
 				return nil, fmt.Errorf("secretsmanager find %q: %w", q.Path, r.Err)
 			}
-			found[names[arn]] = r.Secret
+			r.Secret.Key = names[id]
+			found[names[id]] = r.Secret
 		}
 	}
 	return found, nil
