@@ -69,12 +69,11 @@ func main() {
 		log.Info("namespaced SecretStores without auth may use the operator's own credentials (--allow-ambient-credentials-in-namespaced-stores)")
 	}
 
-	// Providers are registered explicitly: what is compiled in is what runs.
-	// TODO(aws timeout): pass o.BackendTimeout to the AWS providers once
-	// secretsmanager and parameterstore export their WithTimeout option.
+	// Providers are registered explicitly: what is compiled in is what runs. Every
+	// backend call gets the same deadline as a store check.
 	reg := provider.NewRegistry(
-		secretsmanager.New(),
-		parameterstore.New(),
+		secretsmanager.New(secretsmanager.WithTimeout(o.BackendTimeout)),
+		parameterstore.New(parameterstore.WithTimeout(o.BackendTimeout)),
 		vault.New(vault.WithTimeout(o.BackendTimeout)),
 	)
 

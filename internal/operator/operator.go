@@ -110,6 +110,8 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		Recorder:  mgr.GetEventRecorder("secretsync"),
 		Hasher:    &externalsecret.Hasher{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: o.OperatorNamespace},
 		Clock:     o.Clock,
+		// Bounds one reconcile, so no ExternalSecret holds a worker indefinitely.
+		ReconcileTimeout: o.ReconcileTimeout,
 	}
 	if err := es.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("externalsecret controller: %w", err)

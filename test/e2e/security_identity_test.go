@@ -150,7 +150,7 @@ func TestSecurityIdentity(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
 
 	aud := apiServerAudience(t, kube, kube.Namespace(t, nil))
-	fast := awsp.Options{MaxAttempts: 2, MaxBackoff: 20 * time.Millisecond}
+	fast := awsp.Options{MaxAttempts: 2, MaxBackoff: 20 * time.Millisecond, Timeout: secBackendTimeout}
 	reg := provider.NewRegistry(secretsmanager.NewWithOptions(fast), parameterstore.NewWithOptions(fast), vault.New(vault.WithTimeout(secBackendTimeout)))
 	StartOperator(t, kube, reg, func(o *operator.Options) {
 		o.BackendTimeout = secBackendTimeout
