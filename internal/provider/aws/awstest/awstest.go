@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -141,8 +141,8 @@ func BlackHole(t testing.TB) string {
 	return "http://" + ln.Addr().String()
 }
 
-// Canned answers every HTTP request with one status and body, without a network (a
-// fuzz target's input). Use it through HTTPClient.
+// Canned is an http.RoundTripper that answers every request with one status and
+// body (a fuzz target's input). Use it through HTTPClient.
 type Canned struct {
 	mu       sync.Mutex
 	status   int
@@ -181,10 +181,15 @@ func (c *Canned) RoundTrip(r *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// HTTPClient is an SDK HTTP client whose plain-http requests c answers. It is a
-// *BuildableClient because the SDK adds a CA bundle (AWS_CA_BUNDLE) only to those.
-func (c *Canned) HTTPClient() *awshttp.BuildableClient {
-	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.RegisterProtocol("http", c)
-	})
+// HTTPClient is an SDK HTTP client that sends every request to rt, without a
+// network. The SDK refuses any client but its own BuildableClient when a CA bundle is
+// configured (it adds the bundle to the client's transport), so AWS_CA_BUNDLE is
+// cleared for t.
+func HTTPClient(t testing.TB, rt http.RoundTripper) awssdk.HTTPClient {
+	t.Setenv("AWS_CA_BUNDLE", "")
+	return doer(rt.RoundTrip)
 }
+
+type doer func(*http.Request) (*http.Response, error)
+
+func (d doer) Do(r *http.Request) (*http.Response, error) { return d(r) }

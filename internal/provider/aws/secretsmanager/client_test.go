@@ -335,7 +335,7 @@ func TestFind(t *testing.T) {
 			var keys []string
 			for k, v := range got {
 				keys = append(keys, k)
-				if string(v.Value) != "v-"+k || v.Version != "v-"+k {
+				if string(v.Value) != "v-"+k || v.Version != "v-"+k || v.Key != k {
 					t.Errorf("%s = %q@%q", k, v.Value, v.Version)
 				}
 			}
