@@ -98,25 +98,40 @@ func getManyFrom(in *ssm.GetParametersInput) (*ssm.GetParametersOutput, error) {
 
 func TestSelector(t *testing.T) {
 	tests := []struct {
-		ref     provider.Ref
-		want    string
-		invalid bool
+		name     string
+		ref      provider.Ref
+		want     string
+		wantCode string // "" = valid
 	}{
-		{provider.Ref{Key: "/a/b"}, "/a/b", false},
-		{provider.Ref{Key: "/a/b", Version: "3"}, "/a/b:3", false},
-		{provider.Ref{Key: "/a/b", Version: "live"}, "/a/b:live", false},
-		{provider.Ref{Key: "plain", Version: "v2"}, "plain:v2", false},
-		{provider.Ref{Key: "/a", Version: "0"}, "", true},
-		{provider.Ref{Key: "/a", Version: "a:b"}, "", true},
-		{provider.Ref{Key: "/a", Version: "99999999999999999999"}, "", true},
-		{provider.Ref{Key: ""}, "", true},
+		{"name", provider.Ref{Key: "/a/b"}, "/a/b", ""},
+		{"version", provider.Ref{Key: "/a/b", Version: "3"}, "/a/b:3", ""},
+		{"version with leading zeros is sent canonical", provider.Ref{Key: "/a/b", Version: "007"}, "/a/b:7", ""},
+		{"label", provider.Ref{Key: "/a/b", Version: "live"}, "/a/b:live", ""},
+		{"label with dots, dashes, underscores", provider.Ref{Key: "plain", Version: "v2.blue-green_1"}, "plain:v2.blue-green_1", ""},
+		{"label of 100", provider.Ref{Key: "/a", Version: "l" + strings.Repeat("9", 99)}, "/a:l" + strings.Repeat("9", 99), ""},
+		{"ARN", provider.Ref{Key: "arn:aws:ssm:eu-west-1:123456789012:parameter/a/b", Version: "2"}, "arn:aws:ssm:eu-west-1:123456789012:parameter/a/b:2", ""},
+		{"version 0", provider.Ref{Key: "/a", Version: "0"}, "", "InvalidVersion"},
+		{"version overflows", provider.Ref{Key: "/a", Version: "99999999999999999999"}, "", "InvalidVersion"},
+		{"selector inside the version", provider.Ref{Key: "/a", Version: "a:b"}, "", "InvalidVersion"},
+		{"slash in the version", provider.Ref{Key: "/a", Version: "a/b"}, "", "InvalidVersion"},
+		{"space in the version", provider.Ref{Key: "/a", Version: "a b"}, "", "InvalidVersion"},
+		{"label starting with a digit", provider.Ref{Key: "/a", Version: "1abc"}, "", "InvalidVersion"},
+		{"label reserved prefix aws", provider.Ref{Key: "/a", Version: "AWSlive"}, "", "InvalidVersion"},
+		{"label reserved prefix ssm", provider.Ref{Key: "/a", Version: "ssm-x"}, "", "InvalidVersion"},
+		{"label too long", provider.Ref{Key: "/a", Version: "l" + strings.Repeat("9", 100)}, "", "InvalidVersion"},
+		{"-1 is a label (SSM labels may start with '-'), not a version", provider.Ref{Key: "/a", Version: "-1"}, "/a:-1", ""},
+		{"empty key", provider.Ref{Key: ""}, "", "EmptyKey"},
+		{"dot-dot segment", provider.Ref{Key: "/team-a/../team-b/db"}, "", "NotCanonical"},
+		{"empty segment", provider.Ref{Key: "/team-a//db"}, "", "NotCanonical"},
+		{"percent sign", provider.Ref{Key: "/team-a/%2e%2e/db"}, "", "NotCanonical"},
+		{"control character", provider.Ref{Key: "/team-a/db\x00"}, "", "NotCanonical"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.ref.Key+"@"+tc.ref.Version, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			got, err := selector(tc.ref)
-			if tc.invalid {
-				if !errors.Is(err, provider.ErrInvalid) {
-					t.Fatalf("err = %v, want ErrInvalid", err)
+			if tc.wantCode != "" {
+				if !errors.Is(err, provider.ErrInvalid) || !strings.HasSuffix(provider.SafeMessage(err), "invalid request ("+tc.wantCode+")") {
+					t.Fatalf("err = %v (%s), want ErrInvalid (%s)", err, provider.SafeMessage(err), tc.wantCode)
 				}
 				return
 			}
@@ -248,7 +263,7 @@ func TestFindByPath(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if !slices.Equal(keys, []string{"/app/db-pass", "/app/db-user", "/app/sub/db-deep"}) || string(got["/app/db-user"].Value) != "v/app/db-user" || got["/app/db-user"].Version != "1" {
+	if !slices.Equal(keys, []string{"/app/db-pass", "/app/db-user", "/app/sub/db-deep"}) || string(got["/app/db-user"].Value) != "v/app/db-user" || got["/app/db-user"].Version != "1" || got["/app/db-user"].Key != "/app/db-user" {
 		t.Fatalf("found %v", got)
 	}
 	if len(f.paths) != 2 {
@@ -288,7 +303,7 @@ func TestFindByTags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 25 || string(got["/app/db-07"].Value) != "val-/app/db-07" {
+	if len(got) != 25 || string(got["/app/db-07"].Value) != "val-/app/db-07" || got["/app/db-07"].Key != "/app/db-07" {
 		t.Fatalf("found %d: %v", len(got), got["/app/db-07"])
 	}
 	var fs []string
