@@ -115,11 +115,7 @@ func startVaultEnv(t *testing.T) *vaultEnv {
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reviewer", Namespace: "vault-auth"}},
 	}))
-	kc := provider.KubeClient{Reader: c, Writer: c}
-	reviewer, err := kc.ServiceAccountToken(ctx, "vault-auth", "reviewer", nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reviewer := e.kube.APIServerToken(t, "vault-auth", "reviewer")
 	host := e.kube.Config.Host
 	if !strings.HasPrefix(host, "https://") {
 		host = "https://" + host
@@ -135,6 +131,7 @@ func startVaultEnv(t *testing.T) *vaultEnv {
 	})
 
 	// JWT auth with a locally generated key (the test signs the JWT).
+	var err error
 	e.jwtKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
