@@ -37,7 +37,13 @@ lint:
 
 test: tools lint ## the full suite: unit + envtest/OpenBao/PostgreSQL/awsemu integration + demo
 	go test -count=1 -timeout 40m -p 1 ./...
+	FUZZTIME=3s hack/fuzz.sh
 	DEMO_EXIT=1 hack/demo.sh
+
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## every Go fuzz target in the module, one at a time, FUZZTIME each (default 30s)
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 test-unit: ## fast tests only (integration tests skip, loudly)
 	SECRETSYNC_SKIP_INTEGRATION=1 go test ./...
