@@ -6,13 +6,16 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,7 +48,8 @@ type Option func(*vaultProvider)
 // "kubernetes", "jwt"); tests and metrics count logins with it.
 func WithLoginHook(f func(method string)) Option { return func(p *vaultProvider) { p.onLogin = f } }
 
-// WithTimeout bounds every HTTP request to Vault (default 30s).
+// WithTimeout bounds every HTTP request to Vault, reading its answer included
+// (default 30s): reads, lists, writes, logins, token renewal, lookup and revocation.
 func WithTimeout(d time.Duration) Option { return func(p *vaultProvider) { p.timeout = d } }
 
 // WithClock replaces the clock that schedules token renewal.
@@ -62,6 +66,9 @@ func New(opts ...Option) provider.Provider {
 	p := &vaultProvider{timeout: defaultTimeout, clock: clock.RealClock{}}
 	for _, o := range opts {
 		o(p)
+	}
+	if p.timeout <= 0 {
+		p.timeout = defaultTimeout // no call goes without a deadline
 	}
 	return p
 }
@@ -86,6 +93,13 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 	}
 	if strings.HasPrefix(spec.Path, "/") || strings.HasSuffix(spec.Path, "/") {
 		return fmt.Errorf("spec.provider.vault.path: must not start or end with a slash: %w", errInvalid)
+	}
+	if spec.Path != "" {
+		// Every KV request path is built under this mount; a mount that Vault would
+		// read differently ("team-a/../sys") would take them all elsewhere.
+		if err := provider.CheckKey(spec.Path); err != nil {
+			return fmt.Errorf("spec.provider.vault.path: %w: %w", err, errInvalid)
+		}
 	}
 	if spec.CABundle != "" {
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(spec.CABundle))
@@ -200,6 +214,12 @@ type Client struct {
 	onLogin func(method string)
 	logins  atomic.Int64
 
+	// probeMu serialises the KV mount probe (see confirmKV); probed and probeErr are
+	// its conclusive answer, kept for the client's life.
+	probeMu  sync.Mutex
+	probed   bool
+	probeErr error
+
 	mu      sync.Mutex // guards the fields below; held during a login so logins never overlap
 	cur     tokenInfo
 	expires time.Time // zero: the token does not expire
@@ -268,16 +288,27 @@ func (c *Client) call(ctx context.Context, fn func(token string) (*api.Secret, e
 
 // vaultAPI is the slice of vault/api this package uses. Every call names its token,
 // so one HTTP client serves every token this Client ever holds without races.
+// A Vault error status (4xx/5xx) is an *api.ResponseError; a success without a body
+// (204) is nil, nil, and callers decide whether an answer without data will do.
 type vaultAPI interface {
-	// Read GETs path; a 404 is an error.
+	// Read GETs path.
 	Read(ctx context.Context, token, path string, query url.Values) (*api.Secret, error)
-	// List LISTs path; a 404 (nothing there) returns nil, nil.
+	// List LISTs path.
 	List(ctx context.Context, token, path string) (*api.Secret, error)
 	// Write PUTs body to path.
 	Write(ctx context.Context, token, path string, body map[string]any) (*api.Secret, error)
 }
 
-type apiClient struct{ c *api.Client }
+// apiClient sends every request through vault/api's raw calls and decodes the body
+// itself: the parsed calls (Logical().List, Write) turn a 404 into nil, nil, which
+// would make "no such mount" look like "nothing there", and ParseSecret files a body
+// that is not Vault's JSON under Data as if it were a secret.
+type apiClient struct {
+	c *api.Client
+	// timeout bounds each call, body read included. vault/api's own Timeout is left
+	// at 0: WriteRaw cancels its timeout context on return, before the body is read.
+	timeout time.Duration
+}
 
 func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (vaultAPI, error) {
 	hc := cleanhttp.DefaultPooledClient()
@@ -287,7 +318,6 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	cfg := &api.Config{
 		Address:    spec.Server,
 		HttpClient: hc,
-		Timeout:    timeout,
 		// The sync engine retries with backoff; retrying here too would multiply the
 		// wait on an outage and hide it from the engine's metrics.
 		MaxRetries: 0,
@@ -297,6 +327,10 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %v: %w", err, errInvalid)
 		}
 	}
+	// After ConfigureTLS, which needs the bare *http.Transport: a hostile or broken
+	// server cannot make us buffer more than MaxResponseBytes (vault/api reads whole
+	// bodies, error bodies included).
+	hc.Transport = provider.LimitResponses(hc.Transport, provider.MaxResponseBytes)
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, errInvalid)
@@ -307,7 +341,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	if spec.Namespace == "" {
 		c.ClearNamespace()
 	}
-	return apiClient{c}, nil
+	return apiClient{c: c, timeout: timeout}, nil
 }
 
 func (a apiClient) with(token string) *api.Logical {
@@ -315,25 +349,72 @@ func (a apiClient) with(token string) *api.Logical {
 }
 
 func (a apiClient) Read(ctx context.Context, token, path string, query url.Values) (*api.Secret, error) {
-	resp, err := a.with(token).ReadRawWithDataWithContext(ctx, path, query)
-	if resp != nil {
-		defer resp.Body.Close()
-	}
-	if err != nil {
-		return nil, err
-	}
-	return api.ParseSecret(resp.Body)
+	return a.do(ctx, func(ctx context.Context) (*api.Response, error) {
+		return a.with(token).ReadRawWithDataWithContext(ctx, path, query)
+	})
 }
 
+// List is Vault's GET ?list=true form of LIST, sent raw so a 404 keeps its errors.
 func (a apiClient) List(ctx context.Context, token, path string) (*api.Secret, error) {
-	return a.with(token).ListWithContext(ctx, path)
+	return a.do(ctx, func(ctx context.Context) (*api.Response, error) {
+		return a.with(token).ReadRawWithDataWithContext(ctx, path, url.Values{"list": {"true"}})
+	})
 }
 
 func (a apiClient) Write(ctx context.Context, token, path string, body map[string]any) (*api.Secret, error) {
 	if body == nil {
 		body = map[string]any{}
 	}
-	return a.with(token).WriteWithContext(ctx, path, body)
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode request body: %w", errInvalid)
+	}
+	return a.do(ctx, func(ctx context.Context) (*api.Response, error) {
+		return a.with(token).WriteRawWithContext(ctx, path, raw)
+	})
+}
+
+// do sends one request under the client's deadline and decodes its success body
+// before the deadline's context is released.
+func (a apiClient) do(ctx context.Context, send func(context.Context) (*api.Response, error)) (*api.Secret, error) {
+	if a.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	resp, err := send(ctx)
+	if resp != nil && resp.Body != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil || resp.Body == nil {
+		return nil, nil
+	}
+	return decodeSecret(resp.Body)
+}
+
+// decodeSecret parses a Vault success body strictly: nothing (204, or an empty 200)
+// is nil, nil; anything that is not one JSON object is a BadResponse, never data.
+func decodeSecret(r io.Reader) (*api.Secret, error) {
+	body, err := io.ReadAll(r) // bounded by provider.LimitResponses
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	var s api.Secret
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&s); err != nil {
+		return nil, wrap(provider.ErrUnavailable, codeBadResponse, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, wrap(provider.ErrUnavailable, codeBadResponse, errors.New("data after the JSON value"))
+	}
+	return &s, nil
 }
 
 // statusOf is the HTTP status of a Vault error response, 0 for other errors.
@@ -363,13 +444,19 @@ func classify(err error) error {
 	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
-		return err
+		if error(pe) == err {
+			return err
+		}
+		// Ours, but inside an HTTP-layer error (a body over the size limit inside a
+		// *url.Error that quotes the URL): keep its kind and code, render only those.
+		return wrap(pe.Kind, pe.Code, err)
 	}
-	if code := statusOf(err); code != 0 {
+	if code := statusOf(err); code == http.StatusNotFound {
+		kind, c := classify404(err)
+		return wrap(kind, c, err)
+	} else if code != 0 {
 		var kind error
 		switch {
-		case code == http.StatusNotFound:
-			kind = provider.ErrNotFound
 		case code == http.StatusForbidden:
 			kind = provider.ErrAccessDenied
 		case code == http.StatusUnauthorized:
@@ -401,6 +488,28 @@ func classify(err error) error {
 	return wrap(provider.ErrUnavailable, "response", err)
 }
 
+// classify404 tells Vault's "nothing at this path" from the other 404s. Vault
+// answers a missing secret with an empty error list; a path no mount or route
+// serves (a missing mount, a wrong namespace) with "no handler for route"; a proxy
+// in front of Vault with a body that is not Vault's JSON. Only the first is
+// ErrNotFound: the others must not prune anything.
+func classify404(err error) (error, string) {
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return provider.ErrUnavailable, "404"
+	}
+	switch msg := strings.ToLower(strings.Join(re.Errors, " ")); {
+	case re.RawError:
+		return provider.ErrUnavailable, codeBadResponse
+	case len(re.Errors) == 0:
+		return provider.ErrNotFound, "404"
+	case strings.Contains(msg, "no handler for route"), strings.Contains(msg, "unsupported path"),
+		strings.Contains(msg, "route entry not found"):
+		return provider.ErrInvalid, codeNoRoute
+	}
+	return provider.ErrUnavailable, "404"
+}
+
 // wrap builds the *provider.Error for a Vault failure: SafeMessage renders its kind
 // and code only, never the raw cause.
 func wrap(kind error, code string, cause error) error { return provider.Wrap(kind, code, cause) }
@@ -413,4 +522,26 @@ var (
 	errNotFound    = provider.Wrap(provider.ErrNotFound, "", nil)
 	errAuth        = provider.Wrap(provider.ErrAuth, "", nil)
 	errUnavailable = provider.Wrap(provider.ErrUnavailable, "", nil)
+
+	// Vault answered, but not with what the call needs: an empty or unparseable
+	// success is an outage-like ProviderError, never "not found".
+	errEmptyResponse = provider.Wrap(provider.ErrUnavailable, codeEmptyResponse, nil)
+	errBadResponse   = provider.Wrap(provider.ErrUnavailable, codeBadResponse, nil)
+	// The store names a KV mount of the other version: its reads would 404 as if
+	// every key were missing.
+	errKVMismatch = provider.Wrap(provider.ErrInvalid, codeKVVersionMismatch, nil)
 )
+
+// Codes of the failures above, as provider.SafeMessage renders them.
+const (
+	codeEmptyResponse     = "EmptyResponse"
+	codeBadResponse       = "BadResponse"
+	codeNoRoute           = "NoRoute"
+	codeKVVersionMismatch = "KVVersionMismatch"
+)
+
+// refuse is the error for a key, path or mount that is not canonical. It names
+// what was refused and why (CheckKey never quotes the text), not the text itself.
+func refuse(what string, err error) error {
+	return fmt.Errorf("%s: %w: %w", what, err, errInvalid)
+}

@@ -85,6 +85,11 @@ func (l *loginCounter) login(context.Context, vaultAPI) (tokenInfo, error) {
 	return tokenInfo{token: "tok-" + strconv.FormatInt(n, 10), ttl: l.ttl, renewable: l.renewable, owned: true}, nil
 }
 
+// kvMount is the mount probe's answer for a KV mount of version v.
+func kvMount(v string) *api.Secret {
+	return &api.Secret{Data: map[string]any{"type": "kv", "path": "secret/", "options": map[string]any{"version": v}}}
+}
+
 func kvData(version int, data map[string]any) *api.Secret {
 	return &api.Secret{Data: map[string]any{"data": data, "metadata": map[string]any{"version": json.Number(strconv.Itoa(version))}}}
 }
@@ -129,7 +134,9 @@ func TestGetSecretKVv2(t *testing.T) {
 			return kvData(3, map[string]any{"user": "u", "port": json.Number("5432"), "html": "<&>"}), nil
 		case path == "secret/data/app" && q.Get("version") == "2":
 			// a deleted version: metadata, null data
-			return &api.Secret{Data: map[string]any{"data": nil, "metadata": map[string]any{"version": json.Number("2")}}}, nil
+			return &api.Secret{Data: map[string]any{"data": nil, "metadata": map[string]any{"version": json.Number("2"), "deletion_time": "2026-01-01T00:00:00Z"}}}, nil
+		case path == "sys/internal/ui/mounts/secret":
+			return kvMount("2"), nil
 		case path == "secret/data/app" && q.Get("version") == "1":
 			return kvData(1, map[string]any{"user": "old"}), nil
 		}

@@ -17,12 +17,11 @@ var _ provider.Leaser = (*Client)(nil)
 // Issue reads (GET) or writes (POST) a dynamic secret path such as
 // database/creds/<role>. Data strings are returned as is, other values as JSON text.
 func (c *Client) Issue(ctx context.Context, req provider.DynamicRequest) (map[string][]byte, provider.Lease, error) {
-	path := strings.Trim(req.Path, "/")
-	if path == "" {
-		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret: path is empty: %w", errInvalid)
+	path, err := dynamicPath(req.Path)
+	if err != nil {
+		return nil, provider.Lease{}, err
 	}
 	var sec *api.Secret
-	var err error
 	switch strings.ToUpper(req.Method) {
 	case "", http.MethodGet:
 		sec, err = c.call(ctx, func(tok string) (*api.Secret, error) { return c.api.Read(ctx, tok, path, nil) })
@@ -38,8 +37,38 @@ func (c *Client) Issue(ctx context.Context, req provider.DynamicRequest) (map[st
 	if err != nil {
 		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: %w", path, err)
 	}
+	data, err := dynamicData(sec)
+	if err != nil {
+		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: %w", path, err)
+	}
+	return data, leaseOf(sec), nil
+}
+
+// dynamicPath checks a dynamic secret path before any request: canonical, and below
+// its first segment, the mount it is for (allowedKeys and policies are written for
+// that mount; "team-a/../sys/policies/acl/x" must not reach sys/). A path that is
+// only a mount names no secret.
+func dynamicPath(p string) (string, error) {
+	if err := provider.CheckKey(p); err != nil {
+		return "", refuse("vault dynamic secret: path", err)
+	}
+	mount, rest, ok := strings.Cut(strings.Trim(p, "/"), "/")
+	if !ok {
+		return "", fmt.Errorf("vault dynamic secret: path names a mount but nothing under it: %w", errInvalid)
+	}
+	path, err := provider.UnderMount(mount, rest)
+	if err != nil {
+		return "", refuse("vault dynamic secret: path", err)
+	}
+	return path, nil
+}
+
+// dynamicData is a dynamic secret answer's data: strings as is, other values as
+// JSON text. An answer without data is not "not found" (the engine would drop the
+// Secret's keys): Vault names a missing role with an error status.
+func dynamicData(sec *api.Secret) (map[string][]byte, error) {
 	if sec == nil || len(sec.Data) == 0 {
-		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: no data returned: %w", path, errNotFound)
+		return nil, fmt.Errorf("answer without data: %w", errEmptyResponse)
 	}
 	data := make(map[string][]byte, len(sec.Data))
 	for k, v := range sec.Data {
@@ -49,11 +78,11 @@ func (c *Client) Issue(ctx context.Context, req provider.DynamicRequest) (map[st
 		}
 		b, err := toJSON(v)
 		if err != nil {
-			return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: key %q: %w", path, k, err)
+			return nil, err // names no data key: they are the backend's
 		}
 		data[k] = b
 	}
-	return data, leaseOf(sec), nil
+	return data, nil
 }
 
 // Renew extends a lease through sys/leases/renew. A lease Vault no longer knows
