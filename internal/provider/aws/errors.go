@@ -288,3 +288,17 @@ func CheckFindPath(path string) error {
 	}
 	return CheckKey(path)
 }
+
+// MapManyError is MapError for a call about many secrets (a listing, a batch read).
+// Such a call answers "not found" only per item (BatchGetSecretValue's Errors,
+// GetParameters' InvalidParameters); a "not found" for the whole call does not say
+// which secret is gone, and read as "every one is" it would prune them all, so it is
+// ErrUnavailable (the code is kept).
+func MapManyError(err error) error {
+	mapped := MapError(err)
+	var pe *provider.Error
+	if provider.Classify(mapped) == provider.ErrNotFound && errors.As(mapped, &pe) {
+		return Wrap(provider.ErrUnavailable, pe.Code, err)
+	}
+	return mapped
+}

@@ -121,3 +121,24 @@ func TestCodeError(t *testing.T) {
 		})
 	}
 }
+
+func TestMapManyError(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		want     error
+		wantSafe string
+	}{
+		{"not found for a whole batch", apiErr("ResourceNotFoundException"), provider.ErrUnavailable, "backend unavailable (ResourceNotFoundException)"},
+		{"not found for a listing", apiErr("ParameterNotFound"), provider.ErrUnavailable, "backend unavailable (ParameterNotFound)"},
+		{"other kinds unchanged", apiErr("ThrottlingException"), provider.ErrThrottled, "throttled (ThrottlingException)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := awsp.MapManyError(tc.err)
+			if provider.Classify(got) != tc.want || provider.SafeMessage(got) != tc.wantSafe || !errors.Is(got, tc.err) {
+				t.Fatalf("MapManyError = %v (%s)", got, provider.SafeMessage(got))
+			}
+		})
+	}
+}

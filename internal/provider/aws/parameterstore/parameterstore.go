@@ -120,10 +120,18 @@ func parseVersion(v string) (string, error) {
 		return ":" + strconv.FormatInt(n, 10), nil
 	case !labelRe.MatchString(v):
 		return invalid("a label has 1 to 100 letters, digits, '.', '-' or '_' and does not start with a digit")
+	case isSignedNumber(v):
+		// "-1" fits the label rules but could be read as a version: neither, then.
+		return invalid("a label does not look like a number")
 	case len(v) >= 3 && (strings.EqualFold(v[:3], "aws") || strings.EqualFold(v[:3], "ssm")):
 		return invalid(`a label does not start with "aws" or "ssm"`)
 	}
 	return ":" + v, nil
+}
+
+func isSignedNumber(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil || errors.Is(err, strconv.ErrRange)
 }
 
 func isNumber(s string) bool {
@@ -229,7 +237,7 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 func (c *Client) getParameters(ctx context.Context, sels []string) (map[string]provider.Result, error) {
 	out, err := c.api.GetParameters(ctx, &ssm.GetParametersInput{Names: sels, WithDecryption: awssdk.Bool(true)})
 	if err != nil {
-		return nil, fmt.Errorf("parameterstore batch get of %d parameters: %w", len(sels), awsp.MapError(err))
+		return nil, fmt.Errorf("parameterstore batch get of %d parameters: %w", len(sels), awsp.MapManyError(err))
 	}
 	// Answers carry the bare name (never the ARN that may have been asked for) and the
 	// selector suffix; index both spellings. An answer without Selector (emulators omit
@@ -336,7 +344,7 @@ func (c *Client) findByPath(ctx context.Context, path string, match func(string)
 	for {
 		out, err := c.api.GetParametersByPath(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("parameterstore find %q: %w", path, awsp.MapError(err))
+			return nil, fmt.Errorf("parameterstore find %q: %w", path, awsp.MapManyError(err))
 		}
 		for i := range out.Parameters {
 			p := &out.Parameters[i]
@@ -406,7 +414,7 @@ func (c *Client) findByTags(ctx context.Context, path string, tags map[string]st
 	for {
 		out, err := c.api.DescribeParameters(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("parameterstore find %q: describe: %w", path, awsp.MapError(err))
+			return nil, fmt.Errorf("parameterstore find %q: describe: %w", path, awsp.MapManyError(err))
 		}
 		for _, m := range out.Parameters {
 			name, err := listedName(m.Name)

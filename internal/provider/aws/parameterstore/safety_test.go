@@ -242,6 +242,23 @@ func TestAmbiguousAnswers(t *testing.T) {
 			t.Fatalf("values %q %q", res[4].Secret.Value, res[6].Secret.Value)
 		}
 	})
+	t.Run("a whole call answered ParameterNotFound", func(t *testing.T) {
+		pnf := &smithy.GenericAPIError{Code: "ParameterNotFound"}
+		f := &fakeSSM{
+			getMany:  func(*ssm.GetParametersInput) (*ssm.GetParametersOutput, error) { return nil, pnf },
+			byPath:   func(*ssm.GetParametersByPathInput) (*ssm.GetParametersByPathOutput, error) { return nil, pnf },
+			describe: func(*ssm.DescribeParametersInput) (*ssm.DescribeParametersOutput, error) { return nil, pnf },
+		}
+		c := &Client{api: f}
+		if _, err := c.GetSecrets(bg, []provider.Ref{{Key: "/a"}}); provider.Classify(err) != provider.ErrUnavailable {
+			t.Fatalf("batch: %v", err)
+		}
+		for _, q := range []provider.FindQuery{{Path: "/app"}, {Path: "/app", Tags: map[string]string{"t": "a"}}} {
+			if _, err := c.Find(bg, q); provider.Classify(err) != provider.ErrUnavailable {
+				t.Fatalf("find %+v: %v", q, err)
+			}
+		}
+	})
 	t.Run("Find: a parameter without a value fails the find", func(t *testing.T) {
 		p := param("/app/a", "", 1, "")
 		p.Value = nil

@@ -295,6 +295,21 @@ func TestAmbiguousAnswers(t *testing.T) {
 			t.Fatalf("values %q %q", res[0].Secret.Value, res[6].Secret.Value)
 		}
 	})
+	t.Run("a whole call answered ResourceNotFoundException", func(t *testing.T) {
+		rnf := &smithy.GenericAPIError{Code: "ResourceNotFoundException"}
+		f := &fakeSM{
+			batch: func(*sm.BatchGetSecretValueInput) (*sm.BatchGetSecretValueOutput, error) { return nil, rnf },
+			list:  func(*sm.ListSecretsInput) (*sm.ListSecretsOutput, error) { return nil, rnf },
+		}
+		c := &Client{api: f}
+		_, err := c.GetSecrets(context.Background(), refsOf("a", "b"))
+		if provider.Classify(err) != provider.ErrUnavailable {
+			t.Fatalf("batch: %v", err)
+		}
+		if _, err := c.Find(context.Background(), provider.FindQuery{Path: "app"}); provider.Classify(err) != provider.ErrUnavailable {
+			t.Fatalf("find: %v", err)
+		}
+	})
 	t.Run("Find: a listed secret without a value fails the find", func(t *testing.T) {
 		f := &fakeSM{
 			list: func(*sm.ListSecretsInput) (*sm.ListSecretsOutput, error) {

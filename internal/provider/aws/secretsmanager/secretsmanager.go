@@ -252,7 +252,7 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 func (c *Client) batch(ctx context.Context, ids []string) (map[string]provider.Result, error) {
 	out, err := c.api.BatchGetSecretValue(ctx, &sm.BatchGetSecretValueInput{SecretIdList: ids})
 	if err != nil {
-		return nil, fmt.Errorf("secretsmanager batch get of %d secrets: %w", len(ids), awsp.MapError(err))
+		return nil, fmt.Errorf("secretsmanager batch get of %d secrets: %w", len(ids), awsp.MapManyError(err))
 	}
 	byName := make(map[string]*smtypes.SecretValueEntry, len(out.SecretValues))
 	byARN := make(map[string]*smtypes.SecretValueEntry, len(out.SecretValues))
@@ -352,7 +352,7 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 	for {
 		out, err := c.api.ListSecrets(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("secretsmanager find %q: list: %w", q.Path, awsp.MapError(err))
+			return nil, fmt.Errorf("secretsmanager find %q: list: %w", q.Path, awsp.MapManyError(err))
 		}
 		for _, e := range out.SecretList {
 			if e.Name == nil {
