@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -19,9 +20,7 @@ var (
 // Strings come back decoded (escapes resolved); other JSON values as their JSON text.
 func Property(value []byte, path string) ([]byte, error) {
 	var cur any
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&cur); err != nil {
+	if err := decodeJSON(value, &cur); err != nil {
 		return nil, ErrNotJSON
 	}
 	for _, part := range splitPath(path) {
@@ -41,9 +40,7 @@ func Property(value []byte, path string) ([]byte, error) {
 // Map turns a JSON object into Secret data: strings as is, everything else JSON text.
 func Map(value []byte) (map[string][]byte, error) {
 	var obj map[string]any
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&obj); err != nil || obj == nil {
+	if err := decodeJSON(value, &obj); err != nil || obj == nil {
 		return nil, ErrNotJSON
 	}
 	out := make(map[string][]byte, len(obj))
@@ -55,6 +52,21 @@ func Map(value []byte) (map[string][]byte, error) {
 		out[k] = b
 	}
 	return out, nil
+}
+
+// decodeJSON decodes exactly one JSON value, numbers kept as written. Anything after
+// it but white space is an error: `{"a":1} {"a":2}` or `{"a":1}garbage` is not a JSON
+// object, and reading only its first part would sync half of an unparseable value.
+func decodeJSON(value []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ErrNotJSON
+	}
+	return nil
 }
 
 func jsonValue(v any) ([]byte, error) {

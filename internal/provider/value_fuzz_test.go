@@ -9,13 +9,45 @@ import (
 
 // Seed corpora are in testdata/fuzz/<FuzzName>/; hack/fuzz.sh runs every target.
 
-// valueDecodeFirst decodes the first JSON value of b the way Property and Map do.
-func valueDecodeFirst(b []byte) (any, error) {
+// valueDecodeOne decodes b as one JSON value, numbers as written, as Property and
+// Map must.
+func valueDecodeOne(b []byte) (any, error) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	err := dec.Decode(&v)
-	return v, err
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(b, " \t\r\n"))) {
+		return nil, errors.New("data after the JSON value")
+	}
+	return v, nil
+}
+
+func TestValueJSONIsOneValue(t *testing.T) {
+	cases := []struct {
+		name, value string
+		ok          bool
+	}{
+		{"object", `{"a":"x"}`, true},
+		{"white space around", " \n{\"a\":\"x\"}\r\n\t ", true},
+		{"second object", `{"a":"x"}{"a":"y"}`, false},
+		{"garbage after", `{"a":"x"} trailing`, false},
+		{"stray brace", `{"a":"x"}}`, false},
+		{"not JSON", `a=x`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, perr := Property([]byte(c.value), "a")
+			_, merr := Map([]byte(c.value))
+			if (perr == nil) != c.ok || (merr == nil) != c.ok {
+				t.Errorf("Property: %v, Map: %v; want ok=%v", perr, merr, c.ok)
+			}
+			if !c.ok && (!errors.Is(perr, ErrNotJSON) || !errors.Is(merr, ErrNotJSON)) {
+				t.Errorf("errors %v, %v; want ErrNotJSON", perr, merr)
+			}
+		})
+	}
 }
 
 // valueIsSubValue reports whether out is what Property returns for some node of the
@@ -55,7 +87,7 @@ func FuzzProperty(f *testing.F) {
 			}
 			return
 		}
-		root, derr := valueDecodeFirst(value)
+		root, derr := valueDecodeOne(value)
 		if derr != nil {
 			t.Fatalf("Property succeeded on a value that does not decode: %v", derr)
 		}
@@ -79,7 +111,7 @@ func FuzzMap(f *testing.F) {
 			}
 			return
 		}
-		root, derr := valueDecodeFirst(value)
+		root, derr := valueDecodeOne(value)
 		obj, ok := root.(map[string]any)
 		if derr != nil || !ok {
 			t.Fatalf("Map succeeded on %T, %v", root, derr)
