@@ -16,9 +16,9 @@
 //
 // Beyond AWS, tests get per-operation call counters (Calls, ResetCalls), injected
 // latency (SetLatency), faults (InjectFault: throttling, 5xx, 503, closed connections,
-// and the misbehaviour a client must survive, below),
-// a web identity token hook (SetWebIdentityValidator) and the caller of the last request
-// per operation (LastCaller). The same controls are served over HTTP under /_emu/ for
+// and the misbehaviour a client must survive, below), a web identity token hook
+// (SetWebIdentityValidator) and the caller of the last request per operation
+// (LastCaller). The same controls are served over HTTP under /_emu/ for
 // the standalone binary (cmd/awsemu):
 //
 //	GET    /_emu/health                 200 "ok"

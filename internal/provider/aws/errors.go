@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -105,21 +104,23 @@ func safeCode(code string) string {
 // (no __type, no X-Amzn-ErrorType): whatever answered was not the service.
 var noCode = map[string]bool{"": true, "UnknownError": true}
 
-// KindForCode maps an AWS error code (and the HTTP status, 0 when unknown) to a
-// sentinel. Codes not listed are client errors (ErrInvalid) unless the status says
-// otherwise. Secrets Manager answers InvalidRequestException for a secret scheduled
-// for deletion; for a reader that secret is gone, so it maps to ErrNotFound.
+// KindForCode maps an AWS error code (and the HTTP status, 0 when unknown; the
+// message is not read) to a sentinel. Codes not listed are client errors
+// (ErrInvalid) unless the status says otherwise. Only the "does not exist" codes are
+// ErrNotFound: Secrets Manager's
+// InvalidRequestException for a secret scheduled for deletion is not (the secret can
+// still be restored, and telling it apart would mean trusting message text).
 //
 // Without a code, only the status speaks, and never for "not found": a 404 without an
 // AWS error code is a wrong endpoint or a proxy's page, and reading it as "the secret
 // is gone" would prune Secrets on an outage. Such answers are ErrUnavailable (401, 403
 // and 429 keep their meaning).
-func KindForCode(code, message string, status int) error {
+func KindForCode(code, _ string, status int) error {
 	if k, ok := codeKinds[code]; ok {
+		if k == provider.ErrNotFound && status >= 500 {
+			return provider.ErrUnavailable // a failing server's word is not "gone"
+		}
 		return k
-	}
-	if code == "InvalidRequestException" && strings.Contains(message, "marked for deletion") {
-		return provider.ErrNotFound
 	}
 	switch {
 	case status >= 500:
