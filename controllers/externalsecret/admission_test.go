@@ -115,3 +115,37 @@ func TestRewriteMessagesQuoteNoContent(t *testing.T) {
 		})
 	}
 }
+
+func TestRewriteBounds(t *testing.T) {
+	amplify := []v1alpha1.Rewrite{}
+	for range 3 {
+		amplify = append(amplify, v1alpha1.Rewrite{Regexp: v1alpha1.RewriteRegexp{Source: "x*", Target: strings.Repeat("a", 512)}})
+	}
+	cases := []struct {
+		name   string
+		keys   []string
+		rules  []v1alpha1.Rewrite
+		reason string
+	}{
+		{"amplifying rules stop at the length bound", []string{strings.Repeat("k", 2048)}, amplify, v1alpha1.ReasonInvalidKey},
+		{"a key from content longer than the bound", []string{strings.Repeat("k", 5000)}, []v1alpha1.Rewrite{{Regexp: v1alpha1.RewriteRegexp{Source: "^k+$", Target: "short"}}}, v1alpha1.ReasonInvalidKey},
+		{"dot-dot is not a Secret key", []string{"a"}, []v1alpha1.Rewrite{{Regexp: v1alpha1.RewriteRegexp{Source: "a", Target: ".."}}}, v1alpha1.ReasonInvalidKey},
+		{"over 253 bytes is not a Secret key", []string{strings.Repeat("k", 254)}, nil, v1alpha1.ReasonInvalidKey},
+		{"a long remote name shortened", []string{"/demo/app/" + strings.Repeat("k", 300)}, []v1alpha1.Rewrite{{Regexp: v1alpha1.RewriteRegexp{Source: "^/demo/app/k+$", Target: "db"}}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			kv := map[string][]byte{}
+			for _, k := range c.keys {
+				kv[k] = []byte("v")
+			}
+			_, o := rewrite("spec.dataFrom[0]", kv, c.rules)
+			if c.reason == "" && o != nil {
+				t.Fatalf("refused: %s", o.message)
+			}
+			if c.reason != "" && (o == nil || o.reason != c.reason) {
+				t.Fatalf("outcome = %+v, want %s", o, c.reason)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/fetch"
@@ -16,6 +17,16 @@ import (
 )
 
 var validKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+// maxRewriteInput bounds a key entering a rewrite rule (see rewrite).
+const maxRewriteInput = 4096
+
+// isSecretKey is the API server's rule for Secret keys: [-._a-zA-Z0-9]+, at most
+// 253 bytes, not "." or "..". Checking it here turns a write the API server would
+// refuse into a clear InvalidKey.
+func isSecretKey(k string) bool {
+	return validKey.MatchString(k) && len(validation.IsConfigMapKey(k)) == 0
+}
 
 // fetched is the data read for one ExternalSecret before templating.
 type fetched struct {
@@ -224,10 +235,17 @@ func rewrite(path string, kv map[string][]byte, rules []v1alpha1.Rewrite) (map[s
 	for _, k := range names {
 		nk := k
 		for i, re := range res {
+			// A key longer than maxRewriteInput is refused before each rule: one rule
+			// can multiply a key's length by its target's (512), and 16 rules would
+			// otherwise compound that beyond any memory.
+			if len(nk) > maxRewriteInput {
+				o := fail(v1alpha1.ReasonInvalidKey, false, "%s.rewrite[%d]: a key is longer than %d bytes; add a rewrite that shortens it earlier", path, i, maxRewriteInput)
+				return nil, &o
+			}
 			nk = re.ReplaceAllString(nk, rules[i].Regexp.Target)
 		}
 		// Messages never quote k or nk: extract keys are secret content.
-		if !validKey.MatchString(nk) {
+		if !isSecretKey(nk) {
 			o := fail(v1alpha1.ReasonInvalidKey, false, "%s: a key it produces is not a valid Secret key ([-._a-zA-Z0-9]+); add a rewrite", path)
 			return nil, &o
 		}
