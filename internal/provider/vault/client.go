@@ -488,11 +488,12 @@ func classify(err error) error {
 	return wrap(provider.ErrUnavailable, "response", err)
 }
 
-// classify404 tells Vault's "nothing at this path" from the other 404s. Vault
-// answers a missing secret with an empty error list; a path no mount or route
-// serves (a missing mount, a wrong namespace) with "no handler for route"; a proxy
-// in front of Vault with a body that is not Vault's JSON. Only the first is
-// ErrNotFound: the others must not prune anything.
+// classify404 tells Vault's "nothing at this path" from the other 404s. OpenBao
+// 2.4 answers a missing secret with an empty error list (a deleted KV v2 version,
+// and a KV v1 path on a v2 mount, with data or warnings and no errors); a path no
+// mount serves with "no handler for route ...", a namespace that does not exist
+// with "namespace not found"; a proxy in front of Vault with a body that is not
+// Vault's JSON. Only the first is ErrNotFound: the others must not prune anything.
 func classify404(err error) (error, string) {
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
@@ -506,6 +507,8 @@ func classify404(err error) (error, string) {
 	case strings.Contains(msg, "no handler for route"), strings.Contains(msg, "unsupported path"),
 		strings.Contains(msg, "route entry not found"):
 		return provider.ErrInvalid, codeNoRoute
+	case strings.Contains(msg, "namespace not found"):
+		return provider.ErrInvalid, codeNoNamespace
 	}
 	return provider.ErrUnavailable, "404"
 }
@@ -537,6 +540,7 @@ const (
 	codeEmptyResponse     = "EmptyResponse"
 	codeBadResponse       = "BadResponse"
 	codeNoRoute           = "NoRoute"
+	codeNoNamespace       = "NoNamespace"
 	codeKVVersionMismatch = "KVVersionMismatch"
 )
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -329,10 +330,15 @@ func TestAuthMethods(t *testing.T) {
 	})
 
 	t.Run("kubernetes with a real TokenReview", func(t *testing.T) {
-		reviewer, err := kube.ServiceAccountToken(t.Context(), ns, "vault-reviewer", nil, time.Hour)
-		if err != nil {
+		// The reviewer token is OpenBao's own credential for TokenReview, which needs
+		// the API server's audience: the test (as an admin) asks for it directly, since
+		// provider.KubeClient refuses that audience to stores.
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "vault-reviewer", Namespace: ns}}
+		if err := k.Client.SubResource("token").Create(t.Context(), sa, tr); err != nil {
 			t.Fatal(err)
 		}
+		reviewer := tr.Status.Token
 		enableAuth(t, b, "kubernetes", "kubernetes")
 		write(t, b, "auth/kubernetes/config", map[string]any{
 			"kubernetes_host":      apiServerURL(k.Config),
