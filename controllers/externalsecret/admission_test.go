@@ -78,6 +78,9 @@ func TestCheckCanonical(t *testing.T) {
 		{"control character", v1alpha1.ExternalSecretSpec{Data: []v1alpha1.DataItem{{SecretKey: "k", RemoteRef: &v1alpha1.RemoteRef{Key: "team-a/\x00db"}}}}, "spec.data[0].remoteRef.key"},
 		{"dynamic policy write", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Dynamic: &v1alpha1.DynamicRef{Path: "team-a/../sys/policies/acl/x", Method: "POST"}}}}, "spec.dataFrom[0].dynamic.path"},
 		{"transit mount", v1alpha1.ExternalSecretSpec{Data: []v1alpha1.DataItem{{SecretKey: "k", Decrypt: &v1alpha1.DecryptRef{Mount: "transit/..", Key: "a", Ciphertext: "c"}}}}, "spec.data[0].decrypt.mount"},
+		{"dynamic on sys/", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Dynamic: &v1alpha1.DynamicRef{Path: "sys/policies/acl/x", Method: "POST"}}}}, "spec.dataFrom[0].dynamic.path"},
+		{"dynamic on auth/", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Dynamic: &v1alpha1.DynamicRef{Path: "auth/token/create", Method: "POST"}}}}, "spec.dataFrom[0].dynamic.path"},
+		{"dynamic on a secrets engine", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Dynamic: &v1alpha1.DynamicRef{Path: "database/creds/ro"}}}}, ""},
 		{"transit key with a slash", v1alpha1.ExternalSecretSpec{Data: []v1alpha1.DataItem{{SecretKey: "k", Decrypt: &v1alpha1.DecryptRef{Key: "a/b", Ciphertext: "c"}}}}, "spec.data[0].decrypt.key"},
 	}
 	for _, c := range cases {

@@ -203,6 +203,19 @@ func checkCanonical(es *v1alpha1.ExternalSecret) *outcome {
 			return &o
 		}
 	}
+	for i, d := range es.Spec.DataFrom {
+		if d.Dynamic == nil {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(d.Dynamic.Path, "/"), "/")
+		switch first {
+		case "sys", "auth", "identity", "cubbyhole":
+			// Not secrets engines: a dynamic POST there would change Vault itself
+			// (policies, auth roles, tokens) with the store's token.
+			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s: %q is Vault's own %s/ path, not a secrets engine", fieldPath("spec.dataFrom", i, "dynamic.path"), d.Dynamic.Path, first)
+			return &o
+		}
+	}
 	for i, d := range es.Spec.Data {
 		if d.Decrypt == nil {
 			continue
