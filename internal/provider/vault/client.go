@@ -123,6 +123,18 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 	if n != 1 {
 		return fmt.Errorf("spec.provider.vault.auth: exactly one of tokenSecretRef, appRole, kubernetes or jwt must be set: %w", errInvalid)
 	}
+	// Auth mount paths become request paths (auth/<path>/login) sent with the
+	// tenant's credentials: the same canonical rule as keys.
+	for field, mount := range map[string]string{"appRole.path": authPath(a.AppRole != nil, func() string { return a.AppRole.Path }),
+		"kubernetes.mountPath": authPath(a.Kubernetes != nil, func() string { return a.Kubernetes.MountPath }),
+		"jwt.path":             authPath(a.JWT != nil, func() string { return a.JWT.Path })} {
+		if mount == "" {
+			continue
+		}
+		if err := provider.CheckKey(mount); err != nil {
+			return fmt.Errorf("spec.provider.vault.auth.%s: %v: %w", field, err, errInvalid)
+		}
+	}
 	if r := a.AppRole; r != nil && (r.RoleID == "") == (r.RoleRef == nil) {
 		return fmt.Errorf("spec.provider.vault.auth.appRole: exactly one of roleId or roleRef must be set: %w", errInvalid)
 	}
@@ -548,4 +560,12 @@ const (
 // what was refused and why (CheckKey never quotes the text), not the text itself.
 func refuse(what string, err error) error {
 	return fmt.Errorf("%s: %w: %w", what, err, errInvalid)
+}
+
+// authPath is the mount path an auth method names ("" when the method is not set).
+func authPath(set bool, path func() string) string {
+	if !set {
+		return ""
+	}
+	return path()
 }

@@ -529,6 +529,8 @@ func TestValidateStore(t *testing.T) {
 			v.Auth.TokenSecretRef = &v1alpha1.SecretKeySelector{Name: "t", Key: "t"}
 		}, "spec.provider.vault.auth"},
 		{"bad version", func(v *v1alpha1.VaultProvider) { v.Version = "v3" }, "spec.provider.vault.version"},
+		{"appRole path with traversal", func(v *v1alpha1.VaultProvider) { v.Auth.AppRole.Path = "approle/../../sys/policies/acl/x" }, "spec.provider.vault.auth.appRole.path"},
+		{"appRole path nested mount", func(v *v1alpha1.VaultProvider) { v.Auth.AppRole.Path = "team-a/approle" }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := appRoleSpec()
