@@ -150,7 +150,7 @@ func (r *Reconciler) extract(ctx context.Context, h *fetch.Handle, path string, 
 }
 
 func (r *Reconciler) find(ctx context.Context, h *fetch.Handle, path string, fd *v1alpha1.FindRef, f *fetched, admitted keyFilter, maxAge time.Duration) (map[string][]byte, *outcome) {
-	q := provider.FindQuery{Path: fd.Path, Tags: fd.Tags}
+	q := provider.FindQuery{Path: fd.Path, Tags: fd.Tags, Allowed: admitted}
 	if fd.Name != nil {
 		if _, err := regexp.Compile(fd.Name.Regexp); err != nil {
 			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.find.name.regexp: invalid regular expression", path)

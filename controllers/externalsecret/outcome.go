@@ -63,6 +63,8 @@ func providerFailure(path string, err error) outcome {
 		return outcome{reason: v1alpha1.ReasonAuthFailed, message: msg, err: errors.New(msg), retry: true}
 	case provider.ErrThrottled:
 		return outcome{reason: v1alpha1.ReasonThrottled, message: msg, err: errors.New(msg), retry: true}
+	case provider.ErrNotAllowed:
+		return outcome{reason: v1alpha1.ReasonKeyNotAllowed, message: msg, err: errors.New(msg), retry: false}
 	case provider.ErrCredentials:
 		return outcome{reason: v1alpha1.ReasonStoreNotReady, message: msg, err: errors.New(msg), retry: true}
 	}

@@ -65,7 +65,7 @@ func SafeMessage(err error) string {
 
 // Classify maps err to the sentinel it wraps (nil when none).
 func Classify(err error) error {
-	for _, s := range []error{ErrNotFound, ErrAccessDenied, ErrAuth, ErrThrottled, ErrUnavailable, ErrInvalid, ErrCredentials} {
+	for _, s := range []error{ErrNotAllowed, ErrNotFound, ErrAccessDenied, ErrAuth, ErrThrottled, ErrUnavailable, ErrInvalid, ErrCredentials} {
 		if errors.Is(err, s) {
 			return s
 		}

@@ -24,6 +24,9 @@ var (
 	ErrInvalid      = errors.New("invalid request")
 	// ErrCredentials means a credential the store references is missing from Kubernetes.
 	ErrCredentials = errors.New("credentials not found")
+	// ErrNotAllowed means a Find listed a key FindQuery.Allowed refuses: the find
+	// stops before that key's value is read.
+	ErrNotAllowed = errors.New("found key not allowed")
 )
 
 // Ref addresses one remote value.
@@ -49,6 +52,13 @@ type FindQuery struct {
 	Path       string
 	NameRegexp string
 	Tags       map[string]string
+	// Allowed, when set, is asked about every key the find would return (the key
+	// as Secret.Key names it) BEFORE its value is read; a refused key fails the
+	// whole find with ErrNotAllowed. A ClusterSecretStore's allowedKeys thus keep
+	// the store's identity from reading other tenants' values at all. It is not
+	// part of the query's identity: coalesced and cached finds are checked again
+	// by the caller.
+	Allowed func(key string) bool
 }
 
 // Client talks to one backend as one identity. Implementations must be safe for

@@ -234,7 +234,7 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 		wg.Go(func() {
 			for rel := range work {
 				key := join(base, rel)
-				s, ok, err := c.findOne(ctx, key, q.Tags)
+				s, ok, err := c.findOne(ctx, key, q.Tags, q.Allowed)
 				mu.Lock()
 				switch {
 				case err != nil && firstErr == nil:
@@ -273,7 +273,7 @@ feed:
 // findOne reads one found secret (key relative to the mount, made of canonical
 // listed names); ok is false when tags do not match or the secret vanished (or its
 // latest version was deleted) between the LIST and the read.
-func (c *Client) findOne(ctx context.Context, key string, tags map[string]string) (provider.Secret, bool, error) {
+func (c *Client) findOne(ctx context.Context, key string, tags map[string]string, allowed func(string) bool) (provider.Secret, bool, error) {
 	if len(tags) > 0 {
 		path, err := provider.UnderMount(c.mount+"/metadata", key)
 		if err != nil {
@@ -298,6 +298,11 @@ func (c *Client) findOne(ctx context.Context, key string, tags map[string]string
 				return provider.Secret{}, false, nil
 			}
 		}
+	}
+	// After the tag filter (metadata only), before the value: a key the caller may
+	// not read is never read.
+	if allowed != nil && !allowed(key) {
+		return provider.Secret{}, false, provider.Wrap(provider.ErrNotAllowed, "", nil)
 	}
 	path, q, err := c.kvReadPath(provider.Ref{Key: key})
 	if err != nil {

@@ -286,6 +286,20 @@ func TestFindResultKeysAndListings(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a key Allowed refuses fails the find before its value is read", func(t *testing.T) {
+		v := newLoopbackVault(t, with(map[string]http.HandlerFunc{
+			"LIST secret/metadata/team-a/app/":     answer(200, `{"data":{"keys":["db","sub/"]}}`),
+			"LIST secret/metadata/team-a/app/sub/": answer(200, `{"data":{"keys":["x"]}}`),
+		}))
+		allowed := func(k string) bool { return k != "team-a/app/sub/x" }
+		_, err := loopbackClient(t, v.srv.URL, nil).Find(t.Context(), provider.FindQuery{Path: "team-a/app", Allowed: allowed})
+		if !errors.Is(err, provider.ErrNotAllowed) {
+			t.Fatalf("err = %v, want ErrNotAllowed", err)
+		}
+		if n := v.count("GET secret/data/team-a/app/sub/x"); n != 0 {
+			t.Fatalf("the refused key's value was read %d time(s)", n)
+		}
+	})
 	t.Run("find over the whole mount", func(t *testing.T) {
 		v := newLoopbackVault(t, with(map[string]http.HandlerFunc{
 			"LIST secret/metadata/":            answer(200, `{"data":{"keys":["team-a/"]}}`),

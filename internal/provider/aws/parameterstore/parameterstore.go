@@ -329,9 +329,11 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 	path := findPath(q.Path)
 	match := func(name string) bool { return re == nil || re.MatchString(name) }
 	if len(q.Tags) == 0 {
+		// GetParametersByPath returns values with the names: q.Allowed can only be
+		// applied by the caller afterwards. The path itself was admitted.
 		return c.findByPath(ctx, path, match)
 	}
-	return c.findByTags(ctx, path, q.Tags, match)
+	return c.findByTags(ctx, path, q.Tags, match, q.Allowed)
 }
 
 func (c *Client) findByPath(ctx context.Context, path string, match func(string) bool) (map[string]provider.Secret, error) {
@@ -389,7 +391,7 @@ func listedName(name *string) (string, error) {
 	return *name, nil
 }
 
-func (c *Client) findByTags(ctx context.Context, path string, tags map[string]string, match func(string) bool) (map[string]provider.Secret, error) {
+func (c *Client) findByTags(ctx context.Context, path string, tags map[string]string, match func(string) bool, allowed func(string) bool) (map[string]provider.Secret, error) {
 	var filters []ssmtypes.ParameterStringFilter
 	if path != "/" {
 		filters = append(filters, ssmtypes.ParameterStringFilter{Key: awssdk.String("Path"), Option: awssdk.String("Recursive"), Values: []string{path}})
@@ -440,6 +442,14 @@ func (c *Client) findByTags(ctx context.Context, path string, tags map[string]st
 		in.NextToken = out.NextToken
 	}
 
+	if allowed != nil {
+		for _, n := range names {
+			if !allowed(n) {
+				// Refused before any value is read; the name came from the backend.
+				return nil, fmt.Errorf("parameterstore find %q: a parameter found is not allowed: %w", path, awsp.Wrap(provider.ErrNotAllowed, "", nil))
+			}
+		}
+	}
 	found := make(map[string]provider.Secret, len(names))
 	for start := 0; start < len(names); start += maxBatch {
 		chunk := names[start:min(start+maxBatch, len(names))]

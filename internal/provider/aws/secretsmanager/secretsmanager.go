@@ -393,6 +393,14 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 		in.NextToken = out.NextToken
 	}
 
+	if q.Allowed != nil {
+		for _, id := range ids {
+			if !q.Allowed(names[id]) {
+				// Refused before any value is read; the name came from the backend.
+				return nil, fmt.Errorf("secretsmanager find %q: a secret found is not allowed: %w", q.Path, awsp.Wrap(provider.ErrNotAllowed, "", nil))
+			}
+		}
+	}
 	found := make(map[string]provider.Secret, len(ids))
 	for start := 0; start < len(ids); start += maxBatch {
 		chunk := ids[start:min(start+maxBatch, len(ids))]
