@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/provider"
 )
 
 func TestAdmissionMatchesWholeKey(t *testing.T) {
@@ -148,6 +149,30 @@ func TestRewriteBounds(t *testing.T) {
 			}
 			if c.reason != "" && (o == nil || o.reason != c.reason) {
 				t.Fatalf("outcome = %+v, want %s", o, c.reason)
+			}
+		})
+	}
+}
+
+func TestProviderFailureReasons(t *testing.T) {
+	cases := []struct {
+		name   string
+		err    error
+		reason string
+		retry  bool
+	}{
+		{"malformed version selector", provider.Wrap(provider.ErrInvalid, "InvalidVersion", provider.ErrSpec), v1alpha1.ReasonInvalidSpec, false},
+		{"non-canonical key", provider.Wrap(provider.ErrInvalid, "NotCanonical", provider.ErrNotCanonical), v1alpha1.ReasonInvalidSpec, false},
+		{"found key refused before its read", provider.Wrap(provider.ErrNotAllowed, "", nil), v1alpha1.ReasonKeyNotAllowed, false},
+		{"missing Vault mount is the backend's answer", provider.Wrap(provider.ErrInvalid, "NoRoute", nil), v1alpha1.ReasonProviderError, true},
+		{"empty answer", provider.Wrap(provider.ErrUnavailable, "EmptyResponse", nil), v1alpha1.ReasonProviderError, true},
+		{"real not found", provider.Wrap(provider.ErrNotFound, "404", nil), v1alpha1.ReasonKeyNotFound, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := providerFailure("spec.data[0].remoteRef", c.err)
+			if o.reason != c.reason || o.retry != c.retry {
+				t.Fatalf("outcome = %s retry=%v, want %s retry=%v", o.reason, o.retry, c.reason, c.retry)
 			}
 		})
 	}

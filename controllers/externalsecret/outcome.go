@@ -56,6 +56,10 @@ func fail(reason string, retry bool, format string, args ...any) outcome {
 // providerFailure maps a backend error to a reason; the message is sanitised.
 func providerFailure(path string, err error) outcome {
 	msg := path + ": " + provider.SafeMessage(err)
+	if errors.Is(err, provider.ErrSpec) || errors.Is(err, provider.ErrNotCanonical) {
+		// The spec asks for something no backend can answer: fix the spec.
+		return outcome{reason: v1alpha1.ReasonInvalidSpec, message: msg, err: errors.New(msg), retry: false}
+	}
 	switch provider.Classify(err) {
 	case provider.ErrNotFound:
 		return outcome{reason: v1alpha1.ReasonKeyNotFound, message: msg, err: errors.New(msg), retry: true}

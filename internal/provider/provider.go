@@ -27,6 +27,11 @@ var (
 	// ErrNotAllowed means a Find listed a key FindQuery.Allowed refuses: the find
 	// stops before that key's value is read.
 	ErrNotAllowed = errors.New("found key not allowed")
+	// ErrSpec marks (as the cause under an ErrInvalid) a request the spec asks for
+	// that no backend could answer: a malformed version selector, a non-canonical
+	// key. The ExternalSecret reports InvalidSpec for it, not ProviderError (which
+	// an ErrInvalid from the backend itself, e.g. a missing Vault mount, stays).
+	ErrSpec = errors.New("invalid in the spec")
 )
 
 // Ref addresses one remote value.

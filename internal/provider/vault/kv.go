@@ -63,7 +63,7 @@ func (c *Client) kvReadPath(ref provider.Ref) (string, url.Values, error) {
 	var q url.Values
 	if ref.Version != "" {
 		if n, err := strconv.Atoi(ref.Version); err != nil || n < 1 {
-			return "", nil, fmt.Errorf("vault key %q: version %q is not a positive number: %w", key, ref.Version, errInvalid)
+			return "", nil, fmt.Errorf("vault key %q: version %q is not a positive number: %w", key, ref.Version, provider.Wrap(provider.ErrInvalid, "InvalidVersion", provider.ErrSpec))
 		}
 		q = url.Values{"version": {ref.Version}}
 	}

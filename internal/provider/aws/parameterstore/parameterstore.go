@@ -107,7 +107,7 @@ var labelRe = regexp.MustCompile(`^[a-zA-Z._-][a-zA-Z0-9._-]{0,99}$`)
 // rules and does not start with "aws" or "ssm" (reserved).
 func parseVersion(v string) (string, error) {
 	invalid := func(reason string) (string, error) {
-		return "", fmt.Errorf("version %q: %s: %w", v, reason, awsp.Wrap(provider.ErrInvalid, "InvalidVersion", nil))
+		return "", fmt.Errorf("version %q: %s: %w", v, reason, awsp.Wrap(provider.ErrInvalid, "InvalidVersion", provider.ErrSpec))
 	}
 	switch {
 	case v == "":

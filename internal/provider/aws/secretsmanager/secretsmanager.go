@@ -91,7 +91,7 @@ type version struct{ ID, Stage string }
 //     "UUID/" is a misspelt selector, not a label).
 func parseVersion(v string) (version, error) {
 	invalid := func(reason string) (version, error) {
-		return version{}, fmt.Errorf("version %q: %s: %w", v, reason, awsp.Wrap(provider.ErrInvalid, "InvalidVersion", nil))
+		return version{}, fmt.Errorf("version %q: %s: %w", v, reason, awsp.Wrap(provider.ErrInvalid, "InvalidVersion", provider.ErrSpec))
 	}
 	switch {
 	case v == "":
