@@ -26,6 +26,12 @@ type ExternalSecretSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == '0' || duration(self) == duration('0s') || duration(self) >= duration('1s')",message="spec.refreshInterval: must be 0 or at least 1s"
 	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
 
+	// RefreshPolicy: Periodic (default: every refreshInterval), OnChange (only when
+	// the spec changes; force-sync and drift repair still work) or CreatedOnce (only
+	// while the target Secret does not exist; never written again once it does).
+	// +optional
+	RefreshPolicy RefreshPolicy `json:"refreshPolicy,omitempty"`
+
 	// Target describes the Kubernetes Secret to write.
 	// +optional
 	Target Target `json:"target,omitempty"`
@@ -40,6 +46,16 @@ type ExternalSecretSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	DataFrom []DataFromSource `json:"dataFrom,omitempty"`
 }
+
+// RefreshPolicy decides when an ExternalSecret reads its backend again.
+// +kubebuilder:validation:Enum=Periodic;OnChange;CreatedOnce
+type RefreshPolicy string
+
+const (
+	RefreshPeriodic    RefreshPolicy = "Periodic"
+	RefreshOnChange    RefreshPolicy = "OnChange"
+	RefreshCreatedOnce RefreshPolicy = "CreatedOnce"
+)
 
 // StoreKind is SecretStore or ClusterSecretStore.
 // +kubebuilder:validation:Enum=SecretStore;ClusterSecretStore
