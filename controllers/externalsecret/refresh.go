@@ -15,6 +15,29 @@ type RealClock struct{}
 
 func (RealClock) Now() time.Time { return time.Now() }
 
+// allowed is what an ExternalSecret's refreshPolicy lets a reconcile do.
+type allowed struct {
+	sync     bool // fetch and write now if due (spec change, force-sync, drift, not Ready)
+	periodic bool // also every refreshInterval, with the keys read ahead of each slot
+}
+
+// policyAllows decides what refreshPolicy p allows, given whether the target Secret
+// exists and the ExternalSecret is Ready (its data is in the target).
+//   - Periodic (default): everything.
+//   - OnChange: no refresh on the interval; spec edits, force-sync and drift repair.
+//   - CreatedOnce: only while the target does not exist. A target that exists while
+//     the ExternalSecret is not Ready (a first sync whose status patch failed, a
+//     foreign Secret) is synced until it is Ready, then never again.
+func policyAllows(p v1alpha1.RefreshPolicy, targetExists, ready bool) allowed {
+	switch p {
+	case v1alpha1.RefreshOnChange:
+		return allowed{sync: true}
+	case v1alpha1.RefreshCreatedOnce:
+		return allowed{sync: !targetExists || !ready}
+	}
+	return allowed{sync: true, periodic: true}
+}
+
 func refreshInterval(es *v1alpha1.ExternalSecret) time.Duration {
 	if es.Spec.RefreshInterval == nil {
 		return time.Hour

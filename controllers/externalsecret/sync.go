@@ -55,6 +55,17 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	mem, known := r.mem.get(es.UID)
 	interval := refreshInterval(es)
 	force := es.Annotations[v1alpha1.AnnotationForceSync]
+	may := policyAllows(es.Spec.RefreshPolicy, existing != nil, isReady(es))
+	if !may.sync {
+		// CreatedOnce and the target exists: nothing is read or written, and nothing
+		// wakes us but a watch (no slot; a lease of a frozen target is not renewed).
+		r.mem.put(es.UID, memory{generation: es.Generation, forceSync: force, leases: []v1alpha1.LeaseStatus{}})
+		return outcome{keep: true}
+	}
+	slots := interval // refresh slots; the cache window stays the interval's
+	if !may.periodic {
+		slots = 0
+	}
 	drift := r.drifted(ctx, es, existing)
 
 	leases := es.Status.Leases
@@ -65,7 +76,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if !known && upToDate {
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
-		next := nextSlot(now, interval, anchor(es), false)
+		next := nextSlot(now, slots, anchor(es), false)
 		r.mem.put(es.UID, memory{next: afterStartup(next, now, interval), generation: es.Generation, forceSync: force})
 		r.expect(ctx, es, store, next, interval)
 		return outcome{keep: true}
@@ -83,7 +94,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	out := r.refresh(ctx, es, store, filter, existing, maxAge, leases)
 	mem.generation, mem.forceSync = es.Generation, force
-	mem.next = nextSlot(now, interval, anchor(es), true)
+	mem.next = nextSlot(now, slots, anchor(es), true)
 	if out.err == nil {
 		r.expect(ctx, es, store, mem.next, interval)
 	}
