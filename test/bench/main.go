@@ -14,7 +14,10 @@
 //  3. 100 new ExternalSecrets created while refreshes run: p50/p99 time to Ready;
 //  4. RSS growth after 2,000 unrelated 100 KiB Secrets;
 //  5. restart herd: AWS calls and Vault requests per second for 60 s after an
-//     operator restart, and their peak/mean ratio.
+//     operator restart, and their peak/mean ratio;
+//  6. ClusterExternalSecret: BENCH_CES_NAMESPACES namespaces labelled at once, time
+//     until every stamped ExternalSecret is Ready and the ClusterExternalSecret lists
+//     them all in provisionedNamespaces (also after BENCH_COLD_ONLY's cold burst).
 //
 // The operator has no refresh rounds: each ExternalSecret refreshes at its own slot,
 // hash(store, remote key) mod refreshInterval, so the refreshes of every store run
@@ -26,7 +29,8 @@
 // ExternalSecrets), BENCH_NEW (100), BENCH_BIG_SECRETS (2000), BENCH_HERD (60s),
 // BENCH_VAULT_AUTH (approle|token), BENCH_OPERATOR_ARGS (extra operator flags),
 // BENCH_KEEP=1 (keep the work directory), BENCH_PROFILE_DIR (heap profiles), BENCH_COLD_ONLY=1 (stop after the cold
-// burst). The last line of stdout is one JSON object.
+// burst), BENCH_CES_NAMESPACES (1000; 0 skips the ClusterExternalSecret phase, run last),
+// BENCH_CES_ONLY=1 (only that phase). The last line of stdout is one JSON object.
 package main
 
 import (
@@ -56,6 +60,10 @@ type config struct {
 	Keep         bool
 	ProfileDir   string
 	ColdOnly     bool
+	// CESNamespaces: namespaces of the ClusterExternalSecret phase (0 skips it);
+	// CESOnly skips every other phase.
+	CESNamespaces int
+	CESOnly       bool
 }
 
 func envInt(k string, def int) int {
@@ -94,6 +102,8 @@ func parseConfig() config {
 	flag.StringVar(&c.VaultAuth, "vault-auth", va, "approle or token (BENCH_VAULT_AUTH)")
 	opArgs := flag.String("operator-args", os.Getenv("BENCH_OPERATOR_ARGS"), "extra operator flags, space separated (BENCH_OPERATOR_ARGS)")
 	flag.BoolVar(&c.ColdOnly, "cold-only", os.Getenv("BENCH_COLD_ONLY") == "1", "stop after the cold burst (BENCH_COLD_ONLY=1)")
+	flag.IntVar(&c.CESNamespaces, "ces-namespaces", envInt("BENCH_CES_NAMESPACES", 1000), "namespaces of the ClusterExternalSecret phase, 0 skips it (BENCH_CES_NAMESPACES)")
+	flag.BoolVar(&c.CESOnly, "ces-only", os.Getenv("BENCH_CES_ONLY") == "1", "run only the ClusterExternalSecret phase (BENCH_CES_ONLY=1)")
 	flag.StringVar(&c.ProfileDir, "profile-dir", os.Getenv("BENCH_PROFILE_DIR"), "write the operator's heap profiles here (BENCH_PROFILE_DIR)")
 	flag.BoolVar(&c.Keep, "keep", os.Getenv("BENCH_KEEP") == "1", "keep the work directory (BENCH_KEEP=1)")
 	flag.Parse()

@@ -85,6 +85,14 @@ func report(r *results) {
 	} else {
 		row("restart herd", "NOT MEASURED")
 	}
+	if ce := r.CES; ce != nil && ce.AllReadyS > 0 {
+		row("ClusterExternalSecret: all Ready", "%.2f s for %d namespaces labelled at once (stamped ExternalSecrets Ready %.2f s, provisionedNamespaces complete %.2f s; labelling took %.2f s; load average at start %s; RSS peak %.0f MiB)",
+			ce.AllReadyS, ce.Namespaces, ce.ESReadyS, ce.StatusS, ce.LabelS, ce.LoadAvg, ce.RSSPeakMiB)
+	} else if ce != nil {
+		row("ClusterExternalSecret: all Ready", "NOT MEASURED (%d of %d Ready, %d provisioned)", ce.Ready, ce.Namespaces, ce.Provisioned)
+	} else {
+		row("ClusterExternalSecret", "NOT MEASURED (BENCH_CES_NAMESPACES=0 or an earlier phase failed)")
+	}
 	for _, m := range r.Missing {
 		row("MISSING", "%s", m)
 	}

@@ -127,8 +127,14 @@ type results struct {
 	Big        *bigResult    `json:"unrelated_secrets,omitempty"`
 	RSSPeakMiB float64       `json:"rss_peak_mib"`
 	Herd       *herdResult   `json:"restart,omitempty"`
-	Missing    []string      `json:"missing,omitempty"`
-	Error      string        `json:"error,omitempty"`
+	// ClusterExternalSecret phase (BENCH_CES_NAMESPACES, 0 = skipped): namespaces and
+	// seconds from labelling them until all stamped ExternalSecrets are Ready and
+	// provisionedNamespaces lists them all; details in "ces".
+	CESNamespaces int        `json:"ces_namespaces"`
+	CESAllReadyS  float64    `json:"ces_all_ready_s"`
+	CES           *cesResult `json:"ces,omitempty"`
+	Missing       []string   `json:"missing,omitempty"`
+	Error         string     `json:"error,omitempty"`
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -229,6 +235,13 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	if err := waitStoresReady(ctx, c); err != nil {
 		return err
 	}
+	if cfg.CESOnly {
+		res.Missing = append(res.Missing, "BENCH_CES_ONLY=1: only the ClusterExternalSecret phase was run")
+		res.CESNamespaces = cfg.CESNamespaces
+		err := runCES(ctx, k, emu, op, cfg, res, cl)
+		res.RSSPeakMiB = mib(op.rss.Peak())
+		return err
+	}
 
 	// ---- 1. cold burst
 	names := make([]string, cfg.N)
@@ -296,7 +309,7 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	if cfg.ColdOnly {
 		res.RSSPeakMiB = mib(op.rss.Peak())
 		res.Missing = append(res.Missing, "BENCH_COLD_ONLY=1: steady state, new during refresh, unrelated Secrets and restart not run")
-		return nil
+		return runCES(ctx, k, emu, op, cfg, res, cl)
 	}
 
 	// ---- 2. steady state
@@ -428,6 +441,7 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 		if err != nil {
 			return err
 		}
+		op = op2
 		h := &herdResult{AWSCalls: map[string]int{}}
 		ts := time.Now()
 		h.DownS = ts.Sub(stopAt).Seconds()
@@ -471,7 +485,9 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 		logf("restart: AWS %d calls in %.0fs (peak %d/s, mean %.2f/s), Vault %d requests (peak %d/s, mean %.2f/s), all backends peak/mean %.2f, kube writes %d, %d/%d still Ready",
 			h.AWSTotal, h.WindowS, h.PeakPerS, h.MeanPerS, h.Vault.Total, h.VaultPeakPerS, h.VaultMeanPerS, h.AllPeakToMean, h.KubeWrites.Total, h.ReadyAfter, len(all))
 	}
-	return nil
+
+	// ---- 6. ClusterExternalSecret: last, so it disturbs no other measurement
+	return runCES(ctx, k, emu, op, cfg, res, cl)
 }
 
 // peakMean is the peak, mean and peak/mean of per-second counts; the ratio is 0 when
