@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/controllers/clusterexternalsecret"
 	"github.com/secretsync/secretsync/controllers/externalsecret"
 	"github.com/secretsync/secretsync/controllers/secretstore"
 	"github.com/secretsync/secretsync/internal/fetch"
@@ -127,6 +128,14 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 			Identity: policy, BackendTimeout: o.BackendTimeout}
 		if err := r.SetupWithManager(mgr, s.obj); err != nil {
 			return nil, fmt.Errorf("store controller: %w", err)
+		}
+	}
+	// A ClusterExternalSecret needs every namespace (matching, stamping, pruning): an
+	// operator restricted to one namespace cannot run it, so it is not registered.
+	if o.Namespace == "" {
+		ces := &clusterexternalsecret.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+		if err := ces.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("clusterexternalsecret controller: %w", err)
 		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

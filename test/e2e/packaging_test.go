@@ -410,6 +410,7 @@ func equalRules(a, b []rbacv1.PolicyRule) bool {
 // clusterScoped mirrors secretsync.clusterScopedResources in the chart's _helpers.tpl.
 func clusterScoped(resource string) bool {
 	return slices.Contains([]string{"clustersecretstores", "clustersecretstores/status", "clustersecretstores/finalizers",
+		"clusterexternalsecrets", "clusterexternalsecrets/status", "clusterexternalsecrets/finalizers",
 		"namespaces", "tokenreviews", "subjectaccessreviews"}, resource)
 }
 

@@ -68,7 +68,7 @@ Resources that exist only cluster-wide: with watchNamespace set they are the onl
 granted by a ClusterRole; everything else goes into namespaced Roles.
 */}}
 {{- define "secretsync.clusterScopedResources" -}}
-clustersecretstores clustersecretstores/status clustersecretstores/finalizers namespaces tokenreviews subjectaccessreviews
+clustersecretstores clustersecretstores/status clustersecretstores/finalizers clusterexternalsecrets clusterexternalsecrets/status clusterexternalsecrets/finalizers namespaces tokenreviews subjectaccessreviews
 {{- end }}
 
 {{/*
