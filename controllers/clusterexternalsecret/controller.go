@@ -7,6 +7,7 @@ package clusterexternalsecret
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -61,22 +62,42 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{}, writeErr // transient: failed writes are retried with backoff
 }
 
+// stampWorkers bounds the writes one reconcile has in flight: a selector that starts
+// matching a thousand namespaces is stamped in parallel (the API server's latency,
+// not ours, sets the pace) without one ClusterExternalSecret taking the client's QPS.
+const stampWorkers = 8
+
 // stamp ensures the ExternalSecret in every matched namespace. A namespace whose
 // write failed is in failed; the first write error is returned for a retry.
 func (r *Reconciler) stamp(ctx context.Context, ces *v1alpha1.ClusterExternalSecret, matched []string) ([]string, []v1alpha1.FailedNamespace, error) {
+	type outcome struct {
+		reason string
+		err    error
+	}
+	out := make([]outcome, len(matched))
+	sem := make(chan struct{}, stampWorkers)
+	var wg sync.WaitGroup
+	for i, ns := range matched {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			reason, err := r.ensure(ctx, ces, desired(ces, ns))
+			out[i] = outcome{reason, err}
+		}()
+	}
+	wg.Wait()
 	var provisioned []string
 	var failed []v1alpha1.FailedNamespace
 	var firstErr error
-	for _, ns := range matched {
-		reason, err := r.ensure(ctx, ces, desired(ces, ns))
-		switch {
-		case reason == "":
+	for i, ns := range matched {
+		if out[i].reason == "" {
 			provisioned = append(provisioned, ns)
-		default:
-			failed = append(failed, v1alpha1.FailedNamespace{Namespace: ns, Reason: reason})
+		} else {
+			failed = append(failed, v1alpha1.FailedNamespace{Namespace: ns, Reason: out[i].reason})
 		}
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("namespace %s: %w", ns, err)
+		if out[i].err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("namespace %s: %w", ns, out[i].err)
 		}
 	}
 	return provisioned, failed, firstErr
