@@ -3,12 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +24,7 @@ import (
 	awsp "github.com/secretsync/secretsync/internal/provider/aws"
 	"github.com/secretsync/secretsync/internal/provider/aws/parameterstore"
 	"github.com/secretsync/secretsync/internal/provider/aws/secretsmanager"
+	"github.com/secretsync/secretsync/internal/provider/providertest"
 	"github.com/secretsync/secretsync/internal/provider/vault"
 	"github.com/secretsync/secretsync/internal/testenv"
 	"github.com/secretsync/secretsync/test/awsemu"
@@ -36,46 +34,6 @@ import (
 // to watch a black-hole check end, long enough that a store checked "well under" it
 // can only have been checked on another worker.
 const secBackendTimeout = 10 * time.Second
-
-// blackHole accepts TCP connections and never answers (nor closes them).
-type blackHole struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	mu       sync.Mutex
-	conns    []net.Conn
-}
-
-func newBlackHole(t *testing.T) *blackHole {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &blackHole{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.accepted.Add(1)
-			b.mu.Lock()
-			b.conns = append(b.conns, c)
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, c := range b.conns {
-			_ = c.Close()
-		}
-	})
-	return b
-}
-
-func (b *blackHole) URL() string { return "http://" + b.ln.Addr().String() }
 
 // apiServerAudience asks the API server for a token with no audiences (as the
 // kubelet does for a pod's own token) and learns its audience the way the operator
@@ -250,7 +208,7 @@ func TestSecurityIdentity(t *testing.T) {
 	})
 
 	t.Run("a tenant's black-hole stores do not stall another tenant's store", func(t *testing.T) {
-		hole := newBlackHole(t)
+		hole := providertest.NewBlackHole(t)
 		nsA, nsB := kube.Namespace(t, nil), kube.Namespace(t, nil)
 		must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: "tok"}, StringData: map[string]string{"token": "t"}}))
 		// More black holes than the store controller has workers.
@@ -261,7 +219,7 @@ func TestSecurityIdentity(t *testing.T) {
 			must(t, c.Create(ctx, s))
 			holes = append(holes, s)
 		}
-		Eventually(t, 10*time.Second, "a check connected to the black hole", func() bool { return hole.accepted.Load() > 0 })
+		Eventually(t, 10*time.Second, "a check connected to the black hole", func() bool { return hole.Accepted() > 0 })
 
 		putSecret(nsB+"/db", "b-value")
 		start := time.Now()
@@ -274,7 +232,7 @@ func TestSecurityIdentity(t *testing.T) {
 		if s := GetSecret(t, c, nsB, "db"); s == nil || string(s.Data["v"]) != "b-value" {
 			t.Fatalf("namespace B's Secret = %+v", s)
 		}
-		t.Logf("namespace B synced %s after its store was created, with %d black-hole connections open", time.Since(start).Round(time.Millisecond), hole.accepted.Load())
+		t.Logf("namespace B synced %s after its store was created, with %d black-hole connections open", time.Since(start).Round(time.Millisecond), hole.Accepted())
 
 		// The first black-hole check ends at the backend timeout, as a transient
 		// failure; until then it was the only one of namespace A (one worker at most).
@@ -288,7 +246,7 @@ func TestSecurityIdentity(t *testing.T) {
 			}
 			return false
 		})
-		if n := hole.accepted.Load(); n > 2 {
+		if n := hole.Accepted(); n > 2 {
 			t.Errorf("%d connections to the black hole within one backend timeout: namespace A held more than one worker", n)
 		}
 		if failed.Status != metav1.ConditionFalse || !strings.Contains(failed.Message, "did not answer within "+secBackendTimeout.String()) {

@@ -21,6 +21,7 @@ import (
 	"github.com/secretsync/secretsync/internal/provider"
 	awsp "github.com/secretsync/secretsync/internal/provider/aws"
 	"github.com/secretsync/secretsync/internal/provider/aws/awstest"
+	"github.com/secretsync/secretsync/internal/provider/providertest"
 )
 
 func TestPages(t *testing.T) {
@@ -204,7 +205,7 @@ func TestDeadline(t *testing.T) {
 	if opts.Timeout != timeout {
 		t.Fatalf("WithTimeout set %v", opts.Timeout)
 	}
-	hole := awstest.BlackHole(t)
+	hole := providertest.NewBlackHole(t).URL()
 	within := func(t *testing.T, start time.Time) {
 		t.Helper()
 		if d := time.Since(start); d < timeout || d > timeout+1500*time.Millisecond {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/provider"
+	"github.com/secretsync/secretsync/internal/provider/providertest"
 )
 
 // loopbackVault is a fake Vault on 127.0.0.1: routes answer by "METHOD path" (path
@@ -701,40 +701,9 @@ func TestResponseSizeLimit(t *testing.T) {
 	}
 }
 
-// blackHole accepts connections and never answers.
-func blackHole(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
-
 func TestTimeoutBoundsEveryCall(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	addr := blackHole(t)
+	addr := providertest.NewBlackHole(t).URL()
 	kube := &fakeKube{secrets: map[string]string{"ns/tok/token": "t", "ns/approle/secret-id": "sid"}}
 	client := func(t *testing.T, auth v1alpha1.VaultAuth) *Client {
 		spec := &v1alpha1.VaultProvider{Server: addr, Auth: auth}

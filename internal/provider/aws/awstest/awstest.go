@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -103,42 +102,6 @@ func StaticKube(akid, secret string) *Kube {
 // FastOptions retries quickly, so fault tests do not sleep.
 func FastOptions() awsp.Options {
 	return awsp.Options{MaxAttempts: 3, MaxBackoff: 5 * time.Millisecond}
-}
-
-// BlackHole listens on 127.0.0.1, accepts connections and never answers: a backend
-// that hangs. It returns the URL to use as an endpoint; everything is closed when t
-// ends.
-func BlackHole(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
 }
 
 // Canned is an http.RoundTripper that answers every request with one status and

@@ -14,6 +14,7 @@ import (
 	awsp "github.com/secretsync/secretsync/internal/provider/aws"
 	"github.com/secretsync/secretsync/internal/provider/aws/awstest"
 	"github.com/secretsync/secretsync/internal/provider/aws/parameterstore"
+	"github.com/secretsync/secretsync/internal/provider/providertest"
 	"github.com/secretsync/secretsync/test/awsemu"
 )
 
@@ -194,7 +195,7 @@ func TestSDKAmbiguousAnswersAreNotNotFound(t *testing.T) {
 // ErrUnavailable in about the WithTimeout duration.
 func TestSDKDeadline(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	hole := awstest.BlackHole(t)
+	hole := providertest.NewBlackHole(t).URL()
 	p := parameterstore.New(parameterstore.WithTimeout(timeout))
 	calls := map[string]func(provider.Client) error{
 		"GetSecret": func(c provider.Client) error {

@@ -16,6 +16,7 @@ import (
 	awsp "github.com/secretsync/secretsync/internal/provider/aws"
 	"github.com/secretsync/secretsync/internal/provider/aws/awstest"
 	"github.com/secretsync/secretsync/internal/provider/aws/secretsmanager"
+	"github.com/secretsync/secretsync/internal/provider/providertest"
 	"github.com/secretsync/secretsync/test/awsemu"
 )
 
@@ -185,7 +186,7 @@ func TestSDKAmbiguousAnswersAreNotNotFound(t *testing.T) {
 // ErrUnavailable in about the WithTimeout duration, retries and STS included.
 func TestSDKDeadline(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	hole := awstest.BlackHole(t)
+	hole := providertest.NewBlackHole(t).URL()
 	p := secretsmanager.New(secretsmanager.WithTimeout(timeout))
 	stores := []struct {
 		name   string
