@@ -27,6 +27,9 @@ const (
 	ReasonDuplicateKey         = "DuplicateKey"
 	// ReasonInvalidSpec covers rules the API server cannot check at admission.
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonKubernetesError: the API server, not the backend, failed a request
+	// (Secret, Namespace or store read/write). Transient: retried with backoff.
+	ReasonKubernetesError = "KubernetesError"
 )
 
 // Reasons of a SecretStore's or ClusterSecretStore's Ready condition.
@@ -43,6 +46,12 @@ const (
 	EventDeleted      = "Deleted"
 	EventSyncFailed   = "SyncFailed"
 	EventLeaseRevoked = "LeaseRevoked"
+	// EventRevocationPending (Warning): deletion waits to revoke leases the backend
+	// could not revoke yet; retried with backoff.
+	EventRevocationPending = "RevocationPending"
+	// EventLeaseLeftToExpire (Warning): deletion went ahead without revoking a lease
+	// (store deleted, credentials gone, or the backend stayed down too long).
+	EventLeaseLeftToExpire = "LeaseLeftToExpire"
 )
 
 // Well-known labels and annotations.

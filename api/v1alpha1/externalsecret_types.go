@@ -359,6 +359,11 @@ type ExternalSecretStatus struct {
 	// Leases of dynamic secrets currently in the Secret.
 	// +optional
 	Leases []LeaseStatus `json:"leases,omitempty"`
+	// ObservedForceSync is the last value of the secretsync.dev/force-sync
+	// annotation that a successful refresh handled. A different value triggers
+	// exactly one refresh, also when it was set while the operator was down.
+	// +optional
+	ObservedForceSync string `json:"observedForceSync,omitempty"`
 }
 
 // TargetStatus names the written Secret.

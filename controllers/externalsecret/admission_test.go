@@ -171,8 +171,8 @@ func TestProviderFailureReasons(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := providerFailure("spec.data[0].remoteRef", c.err)
-			if o.reason != c.reason || o.retry != c.retry {
-				t.Fatalf("outcome = %s retry=%v, want %s retry=%v", o.reason, o.retry, c.reason, c.retry)
+			if o.reason != c.reason || (o.kind == transient) != c.retry {
+				t.Fatalf("outcome = %s kind=%d, want %s retry=%v", o.reason, o.kind, c.reason, c.retry)
 			}
 		})
 	}

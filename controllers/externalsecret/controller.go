@@ -42,6 +42,9 @@ type Reconciler struct {
 	// never answers holds a worker for a bounded time only (every backend call has
 	// its own, shorter deadline too).
 	ReconcileTimeout time.Duration
+	// RevocationTimeout bounds how long deletion retries lease revocation
+	// (0: DefaultRevocationTimeout).
+	RevocationTimeout time.Duration
 	ready            readyTracker
 	mem              memoryStore
 }
@@ -81,18 +84,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if out.event != "" {
 		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, out.event, "Sync", "target Secret %s", out.event)
 	}
-	if out.err != nil {
+	switch out.kind {
+	case conflict:
+		log.FromContext(ctx).V(1).Info("write conflict; retrying", "message", out.message)
+		return reconcile.Result{RequeueAfter: time.Second}, nil // quiet; the next attempt reads the winner
+	case terminal, transient:
 		// A repeated identical failure is not logged or evented again: the condition says it.
 		if c := before.Conditions; len(c) == 0 || c[0].Message != out.message {
 			log.FromContext(ctx).Info("sync failed", "reason", out.reason, "message", out.message)
 			r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, v1alpha1.EventSyncFailed, "Sync", "%s", out.message)
 		}
-		if out.retry {
-			return reconcile.Result{}, safeError(out.message) // transient: jittered exponential backoff
+		if out.kind == transient {
+			return reconcile.Result{}, safeError(out.message) // jittered exponential backoff
 		}
-		return r.scheduled(es), nil // terminal until spec or store changes
 	}
-	return r.scheduled(es), nil
+	return r.scheduled(es), nil // terminal: until the spec or the store changes
 }
 
 // refreshPriority: a scheduled refresh waits behind everything a watch event queued

@@ -2,10 +2,15 @@ package externalsecret
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -46,37 +51,141 @@ func (r *Reconciler) patchFinalizers(ctx context.Context, orig, es *v1alpha1.Ext
 	return r.Client.Patch(ctx, es, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-// reconcileDelete revokes recorded leases, then releases the finalizer.
+// DefaultRevocationTimeout bounds how long deletion waits for a backend that cannot
+// revoke (down, store not Ready): after it the finalizer goes and the leases are
+// left to expire. A namespace deletion must complete; the leases' own TTLs bound
+// what is left.
+const DefaultRevocationTimeout = 10 * time.Minute
+
+// reconcileDelete revokes the leases that have not expired, then releases the
+// finalizer. While revocation is possible but fails it keeps the finalizer and
+// retries with backoff (Warning RevocationPending). It gives up (Warning
+// LeaseLeftToExpire, naming the leases) when nothing can revoke any more: the store
+// is deleted or refuses this namespace, the credentials are gone (the namespace's
+// ServiceAccount was deleted with it), or RevocationTimeout has passed since the
+// deletion began.
 func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalSecret) (reconcile.Result, error) {
-	r.mem.forget(es.UID)
 	if !controllerutil.ContainsFinalizer(es, v1alpha1.FinalizerLeases) {
+		r.mem.forget(es.UID)
 		return reconcile.Result{}, nil
 	}
-	if len(es.Status.Leases) > 0 && needsFinalizer(es) {
-		store, _, o := r.resolveStore(ctx, es)
-		if o != nil && o.reason != v1alpha1.ReasonStoreNotReady {
-			// The store is gone or refuses us: nothing can revoke; do not block deletion.
-			r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, v1alpha1.EventSyncFailed, "Revoke", "leases not revoked: %s", o.message)
-		} else if store != nil {
-			h, err := r.Fetcher.For(ctx, store, es.Namespace)
-			if err != nil {
-				return reconcile.Result{}, errSafe(err) // transient: retry revocation
-			}
-			leaser, ok := h.Client().(provider.Leaser)
-			for _, l := range es.Status.Leases {
-				if !ok {
-					break
-				}
-				if err := leaser.Revoke(ctx, l.ID); err != nil {
-					return reconcile.Result{}, errSafe(err) // transient: retry revocation
-				}
-			}
-			r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, v1alpha1.EventLeaseRevoked, "Revoke", "%d lease(s) revoked", len(es.Status.Leases))
+	live := unexpired(r.leasesOf(es), r.Clock.Now())
+	if len(live) == 0 || !needsFinalizer(es) {
+		return r.release(ctx, es)
+	}
+	store, _, o := r.resolveStore(ctx, es)
+	if o != nil {
+		if o.reason == v1alpha1.ReasonStoreNotReady || o.kind == transient {
+			return r.pending(ctx, es, live, o.message)
+		}
+		return r.leaveToExpire(ctx, es, live, o.message) // deleted or refusing: nothing can revoke
+	}
+	h, err := r.Fetcher.For(ctx, store, es.Namespace)
+	if err != nil {
+		return r.revokeFailed(ctx, es, live, "spec.secretStoreRef", err)
+	}
+	leaser, ok := h.Client().(provider.Leaser)
+	if !ok {
+		return r.leaveToExpire(ctx, es, live, fmt.Sprintf("provider %q cannot revoke", h.Provider()))
+	}
+	var left []v1alpha1.LeaseStatus
+	var firstErr error
+	for _, l := range live {
+		err := leaser.Revoke(ctx, l.ID)
+		switch {
+		case err == nil || provider.Classify(err) == provider.ErrNotFound: // revoked, or already gone
+		case firstErr == nil:
+			firstErr = err
+			fallthrough
+		default:
+			left = append(left, l)
 		}
 	}
+	if n := len(live) - len(left); n > 0 {
+		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, v1alpha1.EventLeaseRevoked, "Revoke", "%d lease(s) revoked", n)
+		log.FromContext(ctx).V(1).Info("leases revoked on delete", "count", n)
+	}
+	if len(left) == 0 {
+		return r.release(ctx, es)
+	}
+	if err := r.recordLeases(ctx, es, left); err != nil {
+		return reconcile.Result{}, err
+	}
+	return r.revokeFailed(ctx, es, left, "status.leases", firstErr)
+}
+
+// revokeFailed: gone credentials cannot come back; anything else may recover.
+func (r *Reconciler) revokeFailed(ctx context.Context, es *v1alpha1.ExternalSecret, live []v1alpha1.LeaseStatus, path string, err error) (reconcile.Result, error) {
+	msg := path + ": " + provider.SafeMessage(err)
+	if provider.Classify(err) == provider.ErrCredentials {
+		return r.leaveToExpire(ctx, es, live, msg)
+	}
+	return r.pending(ctx, es, live, msg)
+}
+
+// pending keeps the finalizer and retries with backoff, until the timeout.
+func (r *Reconciler) pending(ctx context.Context, es *v1alpha1.ExternalSecret, live []v1alpha1.LeaseStatus, why string) (reconcile.Result, error) {
+	timeout := r.RevocationTimeout
+	if timeout <= 0 {
+		timeout = DefaultRevocationTimeout
+	}
+	if waited := r.Clock.Now().Sub(es.DeletionTimestamp.Time); waited >= timeout {
+		return r.leaveToExpire(ctx, es, live, fmt.Sprintf("%s; gave up after %s", why, timeout))
+	}
+	mem, _ := r.mem.get(es.UID)
+	if mem.pending != why { // one event per distinct cause, not one per retry
+		r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, v1alpha1.EventRevocationPending, "Revoke",
+			"%d lease(s) not revoked yet, retrying until %s: %s", len(live), es.DeletionTimestamp.Add(timeout).UTC().Format(time.RFC3339), why)
+		mem.pending = why
+		r.mem.put(es.UID, mem)
+	}
+	return reconcile.Result{}, safeError("revocation pending: " + why) // jittered exponential backoff
+}
+
+// leaveToExpire releases the finalizer without revoking, and says so.
+func (r *Reconciler) leaveToExpire(ctx context.Context, es *v1alpha1.ExternalSecret, live []v1alpha1.LeaseStatus, why string) (reconcile.Result, error) {
+	ids := make([]string, 0, len(live))
+	for _, l := range live {
+		ids = append(ids, fmt.Sprintf("%s (expires %s)", l.ID, l.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	r.Recorder.Eventf(es, nil, corev1.EventTypeWarning, v1alpha1.EventLeaseLeftToExpire, "Revoke",
+		"lease(s) left to expire: %s: %s", strings.Join(ids, ", "), why)
+	log.FromContext(ctx).Info("leases left to expire on delete", "count", len(live), "why", why)
+	return r.release(ctx, es)
+}
+
+func (r *Reconciler) release(ctx context.Context, es *v1alpha1.ExternalSecret) (reconcile.Result, error) {
 	orig := es.DeepCopy()
 	controllerutil.RemoveFinalizer(es, v1alpha1.FinalizerLeases)
-	return reconcile.Result{}, r.patchFinalizers(ctx, orig, es)
+	if err := client.IgnoreNotFound(r.patchFinalizers(ctx, orig, es)); err != nil {
+		return reconcile.Result{}, err
+	}
+	r.mem.forget(es.UID)
+	return reconcile.Result{}, nil
+}
+
+// recordLeases writes the leases still to revoke, so a retry (or another replica)
+// does not revoke the others again.
+func (r *Reconciler) recordLeases(ctx context.Context, es *v1alpha1.ExternalSecret, live []v1alpha1.LeaseStatus) error {
+	mem, _ := r.mem.get(es.UID)
+	mem.leases = live
+	r.mem.put(es.UID, mem)
+	if equality.Semantic.DeepEqual(es.Status.Leases, live) {
+		return nil
+	}
+	orig := es.DeepCopy()
+	es.Status.Leases = live
+	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, es, client.MergeFrom(orig)))
+}
+
+func unexpired(ls []v1alpha1.LeaseStatus, now time.Time) []v1alpha1.LeaseStatus {
+	var out []v1alpha1.LeaseStatus
+	for _, l := range ls {
+		if now.Before(l.ExpiresAt.Time) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 type safeError string

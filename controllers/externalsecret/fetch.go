@@ -8,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -45,7 +44,8 @@ func fieldPath(list string, i int, field string) string {
 
 // fetchAll reads every source. Explicit data entries win over dataFrom keys; two
 // dataFrom sources producing one key is DuplicateKey.
-func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, h *fetch.Handle, admitted keyFilter, maxAge time.Duration, existing *corev1.Secret, leases []v1alpha1.LeaseStatus) (*fetched, *outcome) {
+func (r *Reconciler) fetchAll(ctx context.Context, sc *scope) (*fetched, *outcome) {
+	es, h, maxAge := sc.es, sc.h, sc.maxAge
 	f := &fetched{data: map[string][]byte{}}
 	fromDataFrom := map[string]string{} // key -> path that produced it
 	for i, src := range es.Spec.DataFrom {
@@ -56,9 +56,9 @@ func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, 
 		case src.Extract != nil:
 			kv, o = r.extract(ctx, h, base, src.Extract, f, maxAge)
 		case src.Find != nil:
-			kv, o = r.find(ctx, h, base, src.Find, f, admitted, maxAge)
+			kv, o = r.find(ctx, h, base, src.Find, f, sc.admitted, maxAge)
 		case src.Dynamic != nil:
-			kv, o = r.dynamic(ctx, es, h, base, src, f, existing, leases)
+			kv, o = r.dynamic(ctx, sc, base, src, f)
 		}
 		if o != nil {
 			return f, o
@@ -70,7 +70,7 @@ func (r *Reconciler) fetchAll(ctx context.Context, es *v1alpha1.ExternalSecret, 
 		for k, v := range renamed {
 			if prev, dup := fromDataFrom[k]; dup {
 				// The key name may come from secret content (extract): not quoted.
-				out := fail(v1alpha1.ReasonDuplicateKey, false, "%s: produces a key that %s also produces; add a rewrite", base, prev)
+				out := failTerminal(v1alpha1.ReasonDuplicateKey, "%s: produces a key that %s also produces; add a rewrite", base, prev)
 				return f, &out
 			}
 			fromDataFrom[k] = base
@@ -116,16 +116,16 @@ func (r *Reconciler) remote(ctx context.Context, h *fetch.Handle, path string, r
 		v, err = provider.Property(s.Value, ref.Property)
 		switch {
 		case errors.Is(err, provider.ErrNoProperty):
-			o := fail(v1alpha1.ReasonKeyNotFound, false, "%s.remoteRef: key %q has no property %q", path, ref.Key, ref.Property)
+			o := failTerminal(v1alpha1.ReasonKeyNotFound, "%s.remoteRef: key %q has no property %q", path, ref.Key, ref.Property)
 			return nil, &o
 		case err != nil:
-			o := fail(v1alpha1.ReasonInvalidProperty, false, "%s.remoteRef: key %q: property %q: value is not a JSON object", path, ref.Key, ref.Property)
+			o := failTerminal(v1alpha1.ReasonInvalidProperty, "%s.remoteRef: key %q: property %q: value is not a JSON object", path, ref.Key, ref.Property)
 			return nil, &o
 		}
 	}
 	v, err = provider.Decode(v, string(ref.DecodingStrategy))
 	if err != nil {
-		o := fail(v1alpha1.ReasonInvalidValue, false, "%s.remoteRef: key %q: value is not valid %s", path, ref.Key, ref.DecodingStrategy)
+		o := failTerminal(v1alpha1.ReasonInvalidValue, "%s.remoteRef: key %q: value is not valid %s", path, ref.Key, ref.DecodingStrategy)
 		return nil, &o
 	}
 	return v, nil
@@ -143,7 +143,7 @@ func (r *Reconciler) extract(ctx context.Context, h *fetch.Handle, path string, 
 	f.sources = append(f.sources, v1alpha1.SourceStatus{Key: ex.Key, Version: s.Version})
 	m, err := provider.Map(s.Value)
 	if err != nil {
-		o := fail(v1alpha1.ReasonInvalidProperty, false, "%s.extract: key %q: value is not a JSON object", path, ex.Key)
+		o := failTerminal(v1alpha1.ReasonInvalidProperty, "%s.extract: key %q: value is not a JSON object", path, ex.Key)
 		return nil, &o
 	}
 	return decodeAll(path+".extract", m, ex.DecodingStrategy)
@@ -153,7 +153,7 @@ func (r *Reconciler) find(ctx context.Context, h *fetch.Handle, path string, fd 
 	q := provider.FindQuery{Path: fd.Path, Tags: fd.Tags, Allowed: admitted}
 	if fd.Name != nil {
 		if _, err := regexp.Compile(fd.Name.Regexp); err != nil {
-			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.find.name.regexp: invalid regular expression", path)
+			o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s.find.name.regexp: invalid regular expression", path)
 			return nil, &o
 		}
 		q.NameRegexp = fd.Name.Regexp
@@ -173,7 +173,7 @@ func (r *Reconciler) find(ctx context.Context, h *fetch.Handle, path string, fd 
 			key = name
 		}
 		if admitted != nil && !admitted(key) {
-			o := fail(v1alpha1.ReasonKeyNotAllowed, false, "%s.find: a key found under %q is not allowed by the ClusterSecretStore", path, fd.Path)
+			o := failTerminal(v1alpha1.ReasonKeyNotAllowed, "%s.find: a key found under %q is not allowed by the ClusterSecretStore", path, fd.Path)
 			return nil, &o
 		}
 		f.sources = append(f.sources, v1alpha1.SourceStatus{Key: name, Version: s.Version})
@@ -185,14 +185,14 @@ func (r *Reconciler) find(ctx context.Context, h *fetch.Handle, path string, fd 
 func (r *Reconciler) decrypt(ctx context.Context, h *fetch.Handle, path string, d *v1alpha1.DecryptRef) ([]byte, *outcome) {
 	dec, ok := h.Client().(provider.Decrypter)
 	if !ok {
-		o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.decrypt: provider %q cannot decrypt", path, h.Provider())
+		o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s.decrypt: provider %q cannot decrypt", path, h.Provider())
 		return nil, &o
 	}
 	v, err := dec.Decrypt(ctx, transitMount(d), d.Key, d.Ciphertext)
 	if err != nil {
 		o := providerFailure(fmt.Sprintf("%s.decrypt: key %q", path, d.Key), err)
 		if o.reason == v1alpha1.ReasonKeyNotFound || errors.Is(err, provider.ErrInvalid) {
-			o.reason, o.retry = v1alpha1.ReasonInvalidValue, false
+			o.reason, o.kind = v1alpha1.ReasonInvalidValue, terminal
 		}
 		return nil, &o
 	}
@@ -206,7 +206,7 @@ func decodeAll(path string, m map[string][]byte, strategy v1alpha1.DecodingStrat
 	for k, v := range m {
 		d, err := provider.Decode(v, string(strategy))
 		if err != nil {
-			o := fail(v1alpha1.ReasonInvalidValue, false, "%s: key %q: value is not valid %s", path, k, strategy)
+			o := failTerminal(v1alpha1.ReasonInvalidValue, "%s: key %q: value is not valid %s", path, k, strategy)
 			return nil, &o
 		}
 		m[k] = d
@@ -221,7 +221,7 @@ func rewrite(path string, kv map[string][]byte, rules []v1alpha1.Rewrite) (map[s
 	for i, rule := range rules {
 		re, err := regexp.Compile(rule.Regexp.Source)
 		if err != nil {
-			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.rewrite[%d].regexp.source: invalid regular expression", path, i)
+			o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s.rewrite[%d].regexp.source: invalid regular expression", path, i)
 			return nil, &o
 		}
 		res[i] = re
@@ -239,18 +239,18 @@ func rewrite(path string, kv map[string][]byte, rules []v1alpha1.Rewrite) (map[s
 			// can multiply a key's length by its target's (512), and 16 rules would
 			// otherwise compound that beyond any memory.
 			if len(nk) > maxRewriteInput {
-				o := fail(v1alpha1.ReasonInvalidKey, false, "%s.rewrite[%d]: a key is longer than %d bytes; add a rewrite that shortens it earlier", path, i, maxRewriteInput)
+				o := failTerminal(v1alpha1.ReasonInvalidKey, "%s.rewrite[%d]: a key is longer than %d bytes; add a rewrite that shortens it earlier", path, i, maxRewriteInput)
 				return nil, &o
 			}
 			nk = re.ReplaceAllString(nk, rules[i].Regexp.Target)
 		}
 		// Messages never quote k or nk: extract keys are secret content.
 		if !isSecretKey(nk) {
-			o := fail(v1alpha1.ReasonInvalidKey, false, "%s: a key it produces is not a valid Secret key ([-._a-zA-Z0-9]+); add a rewrite", path)
+			o := failTerminal(v1alpha1.ReasonInvalidKey, "%s: a key it produces is not a valid Secret key ([-._a-zA-Z0-9]+); add a rewrite", path)
 			return nil, &o
 		}
 		if _, dup := out[nk]; dup {
-			o := fail(v1alpha1.ReasonDuplicateKey, false, "%s: two keys it produces rewrite to the same name", path)
+			o := failTerminal(v1alpha1.ReasonDuplicateKey, "%s: two keys it produces rewrite to the same name", path)
 			return nil, &o
 		}
 		out[nk] = kv[k]

@@ -29,8 +29,8 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("render took %v", d)
 		}
 		if o != nil {
-			if o.reason != v1alpha1.ReasonInvalidTemplate || o.err == nil || o.retry {
-				t.Fatalf("outcome %s retry=%v err=%v; want terminal InvalidTemplate", o.reason, o.retry, o.err)
+			if o.reason != v1alpha1.ReasonInvalidTemplate || o.kind != terminal {
+				t.Fatalf("outcome %s kind=%d; want terminal InvalidTemplate", o.reason, o.kind)
 			}
 			if !strings.HasPrefix(o.message, "spec.target.template.data[t]: ") && !strings.HasPrefix(o.message, "spec.target.template.data[u]: ") {
 				t.Fatalf("message %q does not name the field", o.message)
@@ -67,7 +67,7 @@ func FuzzRewrite(f *testing.F) {
 			default:
 				t.Fatalf("reason %s", o.reason)
 			}
-			if out != nil || o.err == nil || o.retry || !strings.HasPrefix(o.message, "spec.dataFrom[0]") {
+			if out != nil || o.kind != terminal || !strings.HasPrefix(o.message, "spec.dataFrom[0]") {
 				t.Fatalf("outcome %+v, %d keys", o, len(out))
 			}
 			if strings.Contains(o.message, templateCanary) {

@@ -70,11 +70,11 @@ func nextLeaseEvent(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus) 
 // kept (renewed when due) and its data is taken from memory or, after a restart,
 // from the target Secret, so a restart issues no new credentials. Otherwise new
 // credentials are issued and the old lease is revoked after the Secret is written.
-func (r *Reconciler) dynamic(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, path string, src v1alpha1.DataFromSource, f *fetched, existing *corev1.Secret, leases []v1alpha1.LeaseStatus) (map[string][]byte, *outcome) {
-	d := src.Dynamic
+func (r *Reconciler) dynamic(ctx context.Context, sc *scope, path string, src v1alpha1.DataFromSource, f *fetched) (map[string][]byte, *outcome) {
+	d, h, leases := src.Dynamic, sc.h, sc.leases
 	leaser, ok := h.Client().(provider.Leaser)
 	if !ok {
-		o := fail(v1alpha1.ReasonInvalidSpec, false, "%s.dynamic: provider %q does not issue dynamic secrets", path, h.Provider())
+		o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s.dynamic: provider %q does not issue dynamic secrets", path, h.Provider())
 		return nil, &o
 	}
 	if f.dynamicData == nil {
@@ -82,7 +82,7 @@ func (r *Reconciler) dynamic(ctx context.Context, es *v1alpha1.ExternalSecret, h
 	}
 	now := r.Clock.Now()
 	if cur := findLease(leases, d.Path); cur != nil && now.Before(cur.ExpiresAt.Time) {
-		if data := r.leaseData(es, cur, src, existing); data != nil {
+		if data := r.leaseData(sc.es, cur, src, sc.existing); data != nil {
 			l := *cur
 			if !now.Before(renewAt(l, renewPercent(d))) {
 				renewed, ok := r.renew(ctx, leaser, l)

@@ -16,11 +16,11 @@ import (
 func computeStatus(es *v1alpha1.ExternalSecret, out outcome, now metav1.Time) v1alpha1.ExternalSecretStatus {
 	st := *es.Status.DeepCopy()
 	st.ObservedGeneration = es.Generation
-	if out.keep {
+	if out.kind == kept || out.kind == conflict {
 		return st
 	}
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: es.Generation}
-	if out.err != nil {
+	if out.failed() {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, out.reason, out.message
 	} else {
 		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonSynced
@@ -28,13 +28,17 @@ func computeStatus(es *v1alpha1.ExternalSecret, out outcome, now metav1.Time) v1
 		if creationPolicy(es) == v1alpha1.CreationNone {
 			cond.Message = "fetched; creationPolicy None writes nothing"
 		}
-		st.Sources = out.sources
-		st.DataHash = out.dataHash
-		st.Leases = out.leases
-		if out.target != "" && creationPolicy(es) != v1alpha1.CreationNone {
-			st.Target = &v1alpha1.TargetStatus{Name: out.target}
+		d := out.done
+		st.Sources = d.sources
+		st.DataHash = d.dataHash
+		st.Leases = d.leases
+		if d.forceSync != "" {
+			st.ObservedForceSync = d.forceSync
 		}
-		if out.changed || (st.SyncedAt == nil && creationPolicy(es) != v1alpha1.CreationNone) {
+		if d.target != "" && creationPolicy(es) != v1alpha1.CreationNone {
+			st.Target = &v1alpha1.TargetStatus{Name: d.target}
+		}
+		if d.changed || (st.SyncedAt == nil && creationPolicy(es) != v1alpha1.CreationNone) {
 			st.SyncedAt = &now
 		}
 	}
@@ -45,7 +49,8 @@ func computeStatus(es *v1alpha1.ExternalSecret, out outcome, now metav1.Time) v1
 	return st
 }
 
-// patchStatus writes status once, and only when it differs.
+// patchStatus writes status once, and only when it differs. An ExternalSecret
+// deleted meanwhile has no status to write: not an error.
 func (r *Reconciler) patchStatus(ctx context.Context, es *v1alpha1.ExternalSecret, before *v1alpha1.ExternalSecretStatus, out outcome) error {
 	now := metav1.NewTime(r.Clock.Now())
 	st := computeStatus(es, out, now)
@@ -54,5 +59,6 @@ func (r *Reconciler) patchStatus(ctx context.Context, es *v1alpha1.ExternalSecre
 	}
 	orig := es.DeepCopy()
 	es.Status = st
-	return r.Client.Status().Patch(ctx, es, client.MergeFrom(orig))
+	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, es, client.MergeFrom(orig)))
 }
+

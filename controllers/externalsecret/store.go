@@ -3,6 +3,7 @@ package externalsecret
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,34 +37,34 @@ func (r *Reconciler) resolveStore(ctx context.Context, es *v1alpha1.ExternalSecr
 		store = ss
 	}
 	if apierrors.IsNotFound(err) {
-		o := fail(v1alpha1.ReasonSecretStoreNotFound, false, "spec.secretStoreRef: %s %q not found", kindOf(ref), ref.Name)
+		o := failTerminal(v1alpha1.ReasonSecretStoreNotFound, "spec.secretStoreRef: %s %q not found", kindOf(ref), ref.Name)
 		return nil, nil, &o
 	}
 	if err != nil {
-		o := fail(v1alpha1.ReasonProviderError, true, "spec.secretStoreRef: read store: %v", err)
+		o := kubeFailure("spec.secretStoreRef: read store", err)
 		return nil, nil, &o
 	}
 	var filter keyFilter
 	if css, ok := store.(*v1alpha1.ClusterSecretStore); ok {
 		admitted, err := r.admittingConditions(ctx, css, es.Namespace)
 		if err != nil {
-			o := fail(v1alpha1.ReasonProviderError, true, "spec.secretStoreRef: read namespace: %v", err)
+			o := kubeFailure("spec.secretStoreRef: read Namespace "+strconv.Quote(es.Namespace), err)
 			return nil, nil, &o
 		}
 		if len(admitted) == 0 {
-			o := fail(v1alpha1.ReasonNamespaceNotAllowed, false, "spec.secretStoreRef: ClusterSecretStore %q does not admit namespace %q", ref.Name, es.Namespace)
+			o := failTerminal(v1alpha1.ReasonNamespaceNotAllowed, "spec.secretStoreRef: ClusterSecretStore %q does not admit namespace %q", ref.Name, es.Namespace)
 			return nil, nil, &o
 		}
 		a := newAdmission(admitted)
 		if path, key, ok := keysAllowed(es, a); !ok {
-			o := fail(v1alpha1.ReasonKeyNotAllowed, false, "%s: key %q is not allowed by ClusterSecretStore %q for namespace %q", path, key, ref.Name, es.Namespace)
+			o := failTerminal(v1alpha1.ReasonKeyNotAllowed, "%s: key %q is not allowed by ClusterSecretStore %q for namespace %q", path, key, ref.Name, es.Namespace)
 			return nil, nil, &o
 		}
 		filter = a.allows
 	}
 	c := meta.FindStatusCondition(store.GetStatus().Conditions, v1alpha1.ConditionReady)
 	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != store.GetGeneration() {
-		o := fail(v1alpha1.ReasonStoreNotReady, false, "spec.secretStoreRef: %s %q is not ready", kindOf(ref), ref.Name)
+		o := failTerminal(v1alpha1.ReasonStoreNotReady, "spec.secretStoreRef: %s %q is not ready", kindOf(ref), ref.Name)
 		return nil, nil, &o
 	}
 	return store, filter, nil
@@ -199,7 +200,7 @@ func transitMount(d *v1alpha1.DecryptRef) string {
 func checkCanonical(es *v1alpha1.ExternalSecret) *outcome {
 	for _, k := range specKeys(es) {
 		if err := provider.CheckKey(k.key); err != nil {
-			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s: %q is not canonical (%v)", k.path, k.key, err)
+			o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s: %q is not canonical (%v)", k.path, k.key, err)
 			return &o
 		}
 	}
@@ -212,7 +213,7 @@ func checkCanonical(es *v1alpha1.ExternalSecret) *outcome {
 		case "sys", "auth", "identity", "cubbyhole":
 			// Not secrets engines: a dynamic POST there would change Vault itself
 			// (policies, auth roles, tokens) with the store's token.
-			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s: %q is Vault's own %s/ path, not a secrets engine", fieldPath("spec.dataFrom", i, "dynamic.path"), d.Dynamic.Path, first)
+			o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s: %q is Vault's own %s/ path, not a secrets engine", fieldPath("spec.dataFrom", i, "dynamic.path"), d.Dynamic.Path, first)
 			return &o
 		}
 	}
@@ -221,7 +222,7 @@ func checkCanonical(es *v1alpha1.ExternalSecret) *outcome {
 			continue
 		}
 		if err := provider.CheckKey(d.Decrypt.Key); err != nil || strings.Contains(d.Decrypt.Key, "/") {
-			o := fail(v1alpha1.ReasonInvalidSpec, false, "%s: %q must be one canonical path segment", fieldPath("spec.data", i, "decrypt.key"), d.Decrypt.Key)
+			o := failTerminal(v1alpha1.ReasonInvalidSpec, "%s: %q must be one canonical path segment", fieldPath("spec.data", i, "decrypt.key"), d.Decrypt.Key)
 			return &o
 		}
 	}

@@ -2,8 +2,8 @@ package externalsecret
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,8 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/fetch"
 	"github.com/secretsync/secretsync/internal/provider"
 )
 
@@ -22,11 +24,15 @@ import (
 type memory struct {
 	next       time.Time // next scheduled refresh
 	generation int64
-	forceSync  string
-	dynamic    map[string]map[string][]byte // dynamic source data by path (never persisted)
+	// forceSync is the force-sync value last handled, for the moment between our
+	// status patch and the cache showing it (status.observedForceSync is the record).
+	forceSync string
+	dynamic   map[string]map[string][]byte // dynamic source data by path (never persisted)
 	// leases as last written to status: the cached object may not show them yet,
 	// and issuing again because of a stale read would leak a lease.
 	leases []v1alpha1.LeaseStatus
+	// pending is the last RevocationPending message evented (deletion only).
+	pending string
 }
 
 type memoryStore struct{ m sync.Map }
@@ -41,6 +47,27 @@ func (s *memoryStore) get(uid types.UID) (memory, bool) {
 func (s *memoryStore) put(uid types.UID, m memory) { s.m.Store(uid, m) }
 func (s *memoryStore) forget(uid types.UID)        { s.m.Delete(uid) }
 
+// leasesOf is THE lease source, for sync and deletion alike: what we last wrote to
+// status (memory), else what the cached object shows.
+func (r *Reconciler) leasesOf(es *v1alpha1.ExternalSecret) []v1alpha1.LeaseStatus {
+	if mem, ok := r.mem.get(es.UID); ok && mem.leases != nil {
+		return mem.leases
+	}
+	return es.Status.Leases
+}
+
+// scope is one reconcile's view of an ExternalSecret: what it resolved and read
+// once, used by every step below it.
+type scope struct {
+	es       *v1alpha1.ExternalSecret
+	store    v1alpha1.GenericStore
+	admitted keyFilter     // ClusterSecretStore allowedKeys for found keys (nil: all)
+	existing *corev1.Secret // the target as read at the start (nil: absent)
+	leases   []v1alpha1.LeaseStatus
+	h        *fetch.Handle
+	maxAge   time.Duration // how old a cached value may be
+}
+
 // sync decides whether a fetch is due, fetches, renders and writes the target.
 func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outcome {
 	store, filter, o := r.resolveStore(ctx, es)
@@ -49,7 +76,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	existing, err := r.getTarget(ctx, es)
 	if err != nil {
-		return fail(v1alpha1.ReasonProviderError, true, "spec.target: read Secret %q: %s", targetName(es), apiReason(err))
+		return kubeFailure("spec.target: read Secret "+strconv.Quote(targetName(es)), err)
 	}
 	now := r.Clock.Now()
 	mem, known := r.mem.get(es.UID)
@@ -59,50 +86,51 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if !may.sync {
 		// CreatedOnce and the target exists: nothing is read or written, and nothing
 		// wakes us but a watch (no slot; a lease of a frozen target is not renewed).
+		log.FromContext(ctx).V(1).Info("sync skipped", "why", "refreshPolicy CreatedOnce and the target exists")
 		r.mem.put(es.UID, memory{generation: es.Generation, forceSync: force, leases: []v1alpha1.LeaseStatus{}})
-		return outcome{keep: true}
+		return keep()
 	}
 	slots := interval // refresh slots; the cache window stays the interval's
 	if !may.periodic {
 		slots = 0
 	}
-	drift := r.drifted(ctx, es, existing)
-
-	leases := es.Status.Leases
-	if known && mem.leases != nil {
-		leases = mem.leases
-	}
-	upToDate := es.Status.ObservedGeneration == es.Generation && isReady(es) && !drift && !leaseRenewalDue(es, leases, now)
-	if !known && upToDate {
+	sc := &scope{es: es, store: store, admitted: filter, existing: existing, leases: r.leasesOf(es), maxAge: cacheWindow(interval)}
+	d := decide(syncFacts{
+		known:        known,
+		specChanged:  (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
+		forced:       force != "" && force != es.Status.ObservedForceSync && !(known && mem.forceSync == force),
+		drifted:      r.drifted(ctx, es, existing),
+		ready:        isReady(es),
+		slotDue:      known && !mem.next.IsZero() && !now.Before(mem.next),
+		renewalDue:   leaseRenewalDue(es, sc.leases, now),
+	})
+	log.FromContext(ctx).V(1).Info("sync decision", "action", d.action.String(), "why", d.why)
+	switch d.action {
+	case waitForSlot:
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
 		next := nextSlot(now, slots, anchor(es), false)
-		r.mem.put(es.UID, memory{next: afterStartup(next, now, interval), generation: es.Generation, forceSync: force})
+		r.mem.put(es.UID, memory{next: afterStartup(next, now, interval), generation: es.Generation, forceSync: mem.forceSync})
 		r.expect(ctx, es, store, next, interval)
-		return outcome{keep: true}
+		return keep()
+	case skip:
+		return keep()
 	}
-	forced := known && force != mem.forceSync
-	due := !known || mem.generation != es.Generation || forced || drift || !isReady(es) ||
-		(!mem.next.IsZero() && !now.Before(mem.next)) || leaseRenewalDue(es, leases, now)
-	if !due {
-		return outcome{keep: true}
+	if d.bypassCache {
+		sc.maxAge = 0
 	}
-
-	maxAge := cacheWindow(interval)
-	if forced {
-		maxAge = 0
-	}
-	out := r.refresh(ctx, es, store, filter, existing, maxAge, leases)
-	mem.generation, mem.forceSync = es.Generation, force
+	out := r.refresh(ctx, sc)
+	mem.generation = es.Generation
 	mem.next = nextSlot(now, slots, anchor(es), true)
-	if out.err == nil {
+	if out.kind == synced {
+		if d.bypassCache {
+			out.done.forceSync, mem.forceSync = force, force
+		}
 		r.expect(ctx, es, store, mem.next, interval)
-	}
-	if out.dynamicData != nil {
-		mem.dynamic = out.dynamicData
-	}
-	if out.err == nil {
-		mem.leases = out.leases
+		if out.done.dynamicData != nil {
+			mem.dynamic = out.done.dynamicData
+		}
+		mem.leases = out.done.leases
 	}
 	r.mem.put(es.UID, mem)
 	return out
@@ -151,15 +179,17 @@ func (r *Reconciler) drifted(ctx context.Context, es *v1alpha1.ExternalSecret, e
 }
 
 // refresh fetches every source, renders and writes the target.
-func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, filter keyFilter, existing *corev1.Secret, maxAge time.Duration, leases []v1alpha1.LeaseStatus) outcome {
-	h, err := r.Fetcher.For(ctx, store, es.Namespace)
+func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
+	es := sc.es
+	h, err := r.Fetcher.For(ctx, sc.store, es.Namespace)
 	if err != nil {
 		return providerFailure("spec.secretStoreRef", err)
 	}
-	f, o := r.fetchAll(ctx, es, store, h, filter, maxAge, existing, leases)
+	sc.h = h
+	f, o := r.fetchAll(ctx, sc)
 	if o != nil {
 		if len(f.notFound) > 0 && es.Status.SyncedAt != nil {
-			return r.remoteGone(ctx, es, existing, f, *o)
+			return r.remoteGone(ctx, es, sc.existing, *o)
 		}
 		return *o
 	}
@@ -167,25 +197,26 @@ func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, s
 	if o != nil {
 		return *o
 	}
-	changed, o := r.write(ctx, es, existing, want)
+	changed, o := r.write(ctx, es, sc.existing, want)
 	if o != nil {
 		return *o
 	}
 	sum, err := r.Hasher.Sum(ctx, want.data, nil)
 	if err != nil {
-		return fail(v1alpha1.ReasonProviderError, true, "status.dataHash: %v", err)
+		return failTransient(v1alpha1.ReasonKubernetesError, "status.dataHash: %v", err)
 	}
-	out := outcome{reason: v1alpha1.ReasonSynced, changed: changed, sources: f.sources, dataHash: sum,
-		target: targetName(es), leases: f.leases, dynamicData: f.dynamicData}
+	out := outcome{kind: synced, done: syncResult{changed: changed, sources: f.sources, dataHash: sum,
+		target: targetName(es), leases: f.leases, dynamicData: f.dynamicData}}
 	if creationPolicy(es) == v1alpha1.CreationNone {
-		out.dataHash = ""
+		out.done.dataHash = ""
 	}
 	// Events are for changes and problems. The first write of a new target is in the
 	// Ready condition (lastTransitionTime) instead: creating 10,000 ExternalSecrets at
 	// once would otherwise also create 10,000 Events, a third of the API writes.
-	if changed && existing != nil {
+	if changed && sc.existing != nil {
 		out.event = v1alpha1.EventUpdated
 	}
+	log.FromContext(ctx).V(1).Info("refreshed", "written", changed, "sources", len(f.sources), "leases", len(f.leases))
 	// Superseded leases are revoked only after the new credentials are in the Secret.
 	r.revoke(ctx, es, h, f.superseded)
 	return out
@@ -193,16 +224,15 @@ func (r *Reconciler) refresh(ctx context.Context, es *v1alpha1.ExternalSecret, s
 
 // remoteGone applies deletionPolicy once the backend says a remote secret no longer
 // exists (only for a target we synced before; a never-synced key is KeyNotFound).
-func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret, f *fetched, o outcome) outcome {
-	o.reason, o.retry = v1alpha1.ReasonRemoteNotFound, true
+func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret, o outcome) outcome {
+	o.kind, o.reason = transient, v1alpha1.ReasonRemoteNotFound
 	switch deletionPolicy(es) {
 	case v1alpha1.DeletionDelete:
 		if existing != nil && creationPolicy(es) == v1alpha1.CreationOwner && metav1.IsControlledBy(existing, es) {
 			if err := r.Client.Delete(ctx, existing); err != nil {
-				return fail(v1alpha1.ReasonProviderError, true, "spec.target: delete Secret %q: %s", targetName(es), apiReason(err))
+				return kubeFailure("spec.target: delete Secret "+strconv.Quote(targetName(es)), err)
 			}
 			o.event, o.message = v1alpha1.EventDeleted, fmt.Sprintf("%s; target Secret %q deleted (deletionPolicy Delete)", o.message, targetName(es))
-			o.err = errors.New(o.message)
 			o.clearHash = true
 		}
 	case v1alpha1.DeletionMerge:
@@ -213,8 +243,8 @@ func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret
 			return *fo
 		}
 		o.message = fmt.Sprintf("%s; our keys removed from Secret %q (deletionPolicy Merge)", o.message, targetName(es))
-		o.err = errors.New(o.message)
 		o.clearHash = true
 	}
 	return o
 }
+

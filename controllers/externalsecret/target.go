@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -186,26 +187,26 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 		}
 	}
 	if size > maxSecretBytes {
-		o := fail(v1alpha1.ReasonTargetTooLarge, false, "spec.target: the Secret's data would be %d bytes, over the 1 MiB limit", size)
+		o := failTerminal(v1alpha1.ReasonTargetTooLarge, "spec.target: the Secret's data would be %d bytes, over the 1 MiB limit", size)
 		return false, &o
 	}
 
 	switch {
 	case policy == v1alpha1.CreationMerge && existing == nil:
-		o := fail(v1alpha1.ReasonTargetNotFound, true, "spec.target.name: Secret %q does not exist (creationPolicy Merge never creates it)", targetName(es))
+		o := failTransient(v1alpha1.ReasonTargetNotFound, "spec.target.name: Secret %q does not exist (creationPolicy Merge never creates it)", targetName(es))
 		return false, &o
 	case policy != v1alpha1.CreationMerge && existing != nil && !ownedBy(existing, es):
-		o := fail(v1alpha1.ReasonTargetOwnedElsewhere, false, "spec.target.name: Secret %q exists and is not owned by this ExternalSecret", targetName(es))
+		o := failTerminal(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q exists and is not owned by this ExternalSecret", targetName(es))
 		return false, &o
 	case policy == v1alpha1.CreationMerge:
 		if why := r.mergeRefusal(existing, es, want.data); why != "" {
-			o := fail(v1alpha1.ReasonTargetOwnedElsewhere, false, "spec.target.name: Secret %q %s", targetName(es), why)
+			o := failTerminal(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q %s", targetName(es), why)
 			return false, &o
 		}
 	}
 	if t := corev1.SecretType(want.secretType); t == corev1.SecretTypeServiceAccountToken || t == corev1.SecretTypeBootstrapToken {
 		// Admission refuses these types too (CEL); an object stored before that rule must not get one.
-		o := fail(v1alpha1.ReasonInvalidSpec, false, "spec.target.template.type: %s is not allowed", t)
+		o := failTerminal(v1alpha1.ReasonInvalidSpec, "spec.target.template.type: %s is not allowed", t)
 		return false, &o
 	}
 
@@ -213,10 +214,10 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 		s := r.desired(es, nil, want)
 		if err := r.Client.Create(ctx, s); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				o := fail(v1alpha1.ReasonTargetOwnedElsewhere, true, "spec.target.name: Secret %q was created by someone else meanwhile", targetName(es))
+				o := failTransient(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q was created by someone else meanwhile", targetName(es))
 				return false, &o
 			}
-			o := fail(v1alpha1.ReasonProviderError, true, "spec.target: create Secret %q: %s", targetName(es), apiReason(err))
+			o := kubeFailure("spec.target: create Secret "+strconv.Quote(targetName(es)), err)
 			return false, &o
 		}
 		return true, nil
@@ -227,17 +228,17 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 		return false, nil
 	}
 	if existing.Immutable != nil && *existing.Immutable {
-		o := fail(v1alpha1.ReasonTargetImmutable, false, "spec.target: Secret %q is immutable and the remote data changed", targetName(es))
+		o := failTerminal(v1alpha1.ReasonTargetImmutable, "spec.target: Secret %q is immutable and the remote data changed", targetName(es))
 		return false, &o
 	}
 	if s.Type != existing.Type {
 		// A Secret's type cannot change in place, and replacing it (delete, create)
 		// leaves a window in which pods starting up find no Secret. The user decides.
-		o := fail(v1alpha1.ReasonInvalidSpec, false, "spec.target.template.type: Secret %q has type %s and a Secret's type cannot change in place; delete the Secret to have it recreated as %s", targetName(es), existing.Type, s.Type)
+		o := failTerminal(v1alpha1.ReasonInvalidSpec, "spec.target.template.type: Secret %q has type %s and a Secret's type cannot change in place; delete the Secret to have it recreated as %s", targetName(es), existing.Type, s.Type)
 		return false, &o
 	}
 	if err := r.Client.Update(ctx, s); err != nil {
-		o := fail(v1alpha1.ReasonProviderError, true, "spec.target: update Secret %q: %s", targetName(es), apiReason(err))
+		o := kubeFailure("spec.target: update Secret "+strconv.Quote(targetName(es)), err)
 		return false, &o
 	}
 	return true, nil
@@ -311,7 +312,7 @@ func (r *Reconciler) removeOurKeys(ctx context.Context, es *v1alpha1.ExternalSec
 		return false, nil
 	}
 	if err := r.Client.Update(ctx, s); err != nil {
-		o := fail(v1alpha1.ReasonProviderError, true, "spec.target: update Secret %q: %s", targetName(es), apiReason(err))
+		o := kubeFailure("spec.target: update Secret "+strconv.Quote(targetName(es)), err)
 		return false, &o
 	}
 	return true, nil

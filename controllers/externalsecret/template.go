@@ -1144,7 +1144,7 @@ func checkMetadata(m v1alpha1.TemplateMetadata) *outcome {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if reservedKey(k) {
-				o := fail(v1alpha1.ReasonInvalidTemplate, false, "spec.target.template.metadata.%s: key %q has a prefix reserved for Kubernetes (kubernetes.io, k8s.io)", f.field, k)
+				o := failTerminal(v1alpha1.ReasonInvalidTemplate, "spec.target.template.metadata.%s: key %q has a prefix reserved for Kubernetes (kubernetes.io, k8s.io)", f.field, k)
 				return &o
 			}
 		}
@@ -1190,17 +1190,17 @@ func render(es *v1alpha1.ExternalSecret, data map[string][]byte) (rendered, *out
 	funcs, internal := b.funcs(), b.internalFuncs()
 	for _, k := range keys {
 		if !validKey.MatchString(k) || len(validation.IsConfigMapKey(k)) > 0 { // also ., .., over 253
-			o := fail(v1alpha1.ReasonInvalidKey, false, "spec.target.template.data: key %q is not a valid Secret key", k)
+			o := failTerminal(v1alpha1.ReasonInvalidKey, "spec.target.template.data: key %q is not a valid Secret key", k)
 			return rendered{}, &o
 		}
 		tpl, err := parseTemplate(k, t.Data[k])
 		if err != nil {
-			o := fail(v1alpha1.ReasonInvalidTemplate, false, "spec.target.template.data[%s]: %v", k, err)
+			o := failTerminal(v1alpha1.ReasonInvalidTemplate, "spec.target.template.data[%s]: %v", k, err)
 			return rendered{}, &o
 		}
 		var buf bytes.Buffer
 		if err := tpl.Funcs(funcs).Funcs(internal).Execute(renderWriter{&buf, b}, input); err != nil {
-			o := fail(v1alpha1.ReasonInvalidTemplate, false, "spec.target.template.data[%s]: %s", k, execFailure(err))
+			o := failTerminal(v1alpha1.ReasonInvalidTemplate, "spec.target.template.data[%s]: %s", k, execFailure(err))
 			return rendered{}, &o
 		}
 		out.data[k] = buf.Bytes()
