@@ -31,6 +31,7 @@ type Backend struct {
 	lastBatch                             atomic.Int64
 	keyCalls                              map[string]int
 	storeChecks                           map[string]int
+	l                                     leases
 }
 
 type version struct {
