@@ -33,6 +33,7 @@ func main() {
 	flag.DurationVar(&o.StoreRecheck, "store-recheck", 5*time.Minute, "how often a Ready store is checked against its backend again")
 	flag.DurationVar(&o.BackendTimeout, "backend-timeout", 30*time.Second, "deadline of every backend call and of a store's check; a server that never answers holds a worker this long at most")
 	flag.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", 2*time.Minute, "deadline of one ExternalSecret reconcile")
+	flag.DurationVar(&o.RevocationTimeout, "revocation-timeout", 10*time.Minute, "how long deleting an ExternalSecret retries revoking its leases while the backend cannot; then they are left to expire (Warning LeaseLeftToExpire)")
 	flag.BoolVar(&o.AllowAmbientCredentialsInNamespacedStores, "allow-ambient-credentials-in-namespaced-stores", false,
 		"TRUST DECISION: let a namespaced SecretStore without auth use the operator's own credentials (AWS default chain and role assumption); every tenant who may create a SecretStore then acts as the operator (docs/security.md)")
 	flag.StringVar(&apiAudiences, "api-server-audiences", "", "comma-separated audiences of the Kubernetes API server, refused in ServiceAccount tokens requested for stores (default: the aud claim of the operator's own ServiceAccount token; the in-cluster kubernetes.default.svc names are always refused)")

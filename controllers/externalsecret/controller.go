@@ -45,8 +45,8 @@ type Reconciler struct {
 	// RevocationTimeout bounds how long deletion retries lease revocation
 	// (0: DefaultRevocationTimeout).
 	RevocationTimeout time.Duration
-	ready            readyTracker
-	mem              memoryStore
+	ready             readyTracker
+	mem               memoryStore
 }
 
 // Reconcile: get → sync (fetch, render, write) → patch status if changed → schedule.

@@ -3,13 +3,13 @@ package externalsecret
 // syncFacts is everything the refresh decision depends on, gathered once per
 // reconcile, so that the decision itself is a pure, table-tested function.
 type syncFacts struct {
-	known        bool // this process has seen the object before (memory)
-	specChanged  bool // generation differs from what was last synced / observed
-	forced       bool // a force-sync value not handled yet
-	drifted      bool // the target no longer holds what we wrote
-	ready        bool // the Ready condition is True
-	slotDue      bool // the scheduled refresh slot has come
-	renewalDue   bool // a recorded lease reached its renewal time
+	known       bool // this process has seen the object before (memory)
+	specChanged bool // generation differs from what was last synced / observed
+	forced      bool // a force-sync value not handled yet
+	drifted     bool // the target no longer holds what we wrote
+	ready       bool // the Ready condition is True
+	slotDue     bool // the scheduled refresh slot has come
+	renewalDue  bool // a recorded lease reached its renewal time
 }
 
 type action uint8

@@ -3,7 +3,7 @@ package externalsecret
 import (
 	"context"
 	"testing"
-	
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -197,4 +197,3 @@ func TestStatusPatchOfDeletedObjectIsNotAnError(t *testing.T) {
 		t.Fatalf("patchStatus = %v", err)
 	}
 }
-

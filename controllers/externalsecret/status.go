@@ -61,4 +61,3 @@ func (r *Reconciler) patchStatus(ctx context.Context, es *v1alpha1.ExternalSecre
 	es.Status = st
 	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, es, client.MergeFrom(orig)))
 }
-

@@ -61,7 +61,7 @@ func (r *Reconciler) leasesOf(es *v1alpha1.ExternalSecret) []v1alpha1.LeaseStatu
 type scope struct {
 	es       *v1alpha1.ExternalSecret
 	store    v1alpha1.GenericStore
-	admitted keyFilter     // ClusterSecretStore allowedKeys for found keys (nil: all)
+	admitted keyFilter      // ClusterSecretStore allowedKeys for found keys (nil: all)
 	existing *corev1.Secret // the target as read at the start (nil: absent)
 	leases   []v1alpha1.LeaseStatus
 	h        *fetch.Handle
@@ -96,13 +96,13 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	sc := &scope{es: es, store: store, admitted: filter, existing: existing, leases: r.leasesOf(es), maxAge: cacheWindow(interval)}
 	d := decide(syncFacts{
-		known:        known,
-		specChanged:  (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
-		forced:       force != "" && force != es.Status.ObservedForceSync && !(known && mem.forceSync == force),
-		drifted:      r.drifted(ctx, es, existing),
-		ready:        isReady(es),
-		slotDue:      known && !mem.next.IsZero() && !now.Before(mem.next),
-		renewalDue:   leaseRenewalDue(es, sc.leases, now),
+		known:       known,
+		specChanged: (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
+		forced:      force != "" && force != es.Status.ObservedForceSync && !(known && mem.forceSync == force),
+		drifted:     r.drifted(ctx, es, existing),
+		ready:       isReady(es),
+		slotDue:     known && !mem.next.IsZero() && !now.Before(mem.next),
+		renewalDue:  leaseRenewalDue(es, sc.leases, now),
 	})
 	log.FromContext(ctx).V(1).Info("sync decision", "action", d.action.String(), "why", d.why)
 	switch d.action {
@@ -247,4 +247,3 @@ func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret
 	}
 	return o
 }
-

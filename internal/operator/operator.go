@@ -51,6 +51,8 @@ type Options struct {
 	BackendTimeout time.Duration
 	// ReconcileTimeout bounds one ExternalSecret reconcile (0: the controller's default).
 	ReconcileTimeout time.Duration
+	// RevocationTimeout bounds how long a deletion retries lease revocation (0: default).
+	RevocationTimeout time.Duration
 	// NewClient lets tests wrap the manager's client (e.g. to count writes).
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
 	// Clock for the ExternalSecret controller (nil: wall clock).
@@ -112,7 +114,8 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		Hasher:    &externalsecret.Hasher{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: o.OperatorNamespace},
 		Clock:     o.Clock,
 		// Bounds one reconcile, so no ExternalSecret holds a worker indefinitely.
-		ReconcileTimeout: o.ReconcileTimeout,
+		ReconcileTimeout:  o.ReconcileTimeout,
+		RevocationTimeout: o.RevocationTimeout,
 	}
 	if err := es.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("externalsecret controller: %w", err)
