@@ -189,7 +189,11 @@ bao_api POST database/config/demo "{\"plugin_name\": \"postgresql-database-plugi
   \"username\": \"$PG_ADMIN\", \"password\": \"$PG_ADMIN_PASSWORD\", \"allowed_roles\": \"readonly\"}"
 bao_api POST database/roles/readonly '{"db_name": "demo", "default_ttl": "1h", "max_ttl": "24h",
   "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '"'"'{{password}}'"'"' VALID UNTIL '"'"'{{expiration}}'"'"'; GRANT pg_read_all_data TO \"{{name}}\";"}'
-log "OpenBao on $BAO_ADDR (root token: root), seeded: KV v2 + database engine"
+# PKI engine: role "web" issues the certificate examples/vault-pki.yaml asks for.
+bao_api POST sys/mounts/pki '{"type": "pki", "config": {"max_lease_ttl": "8760h"}}'
+bao_api POST pki/root/generate/internal '{"common_name": "secretsync demo CA", "ttl": "8760h"}'
+bao_api POST pki/roles/web '{"allowed_domains": "example.test", "allow_subdomains": true, "max_ttl": "72h"}'
+log "OpenBao on $BAO_ADDR (root token: root), seeded: KV v2 + database engine + PKI"
 
 # ------------------------------------------------------------------ AWS emulator
 AWS_PORT=$(free_port)

@@ -54,6 +54,9 @@ const (
 	EventLeaseLeftToExpire = "LeaseLeftToExpire"
 )
 
+// LeaseKindCertificate marks a status.leases entry that is a certificate.
+const LeaseKindCertificate = "Certificate"
+
 // Well-known labels and annotations.
 const (
 	// LabelManaged marks every Secret secretsync writes; the operator caches only these.

@@ -380,7 +380,14 @@ type SourceStatus struct {
 
 // LeaseStatus records a dynamic-secret lease so renewal survives operator restarts.
 type LeaseStatus struct {
+	// ID is the lease id, or a certificate's serial number (kind Certificate).
 	ID string `json:"id"`
+	// Kind is empty for a lease, Certificate for a certificate issued without a lease
+	// (PKI): re-issued at renewPercent of its lifetime, never renewed, kept here until
+	// it expires (a superseded one is not revoked) and revoked on delete.
+	// +optional
+	// +kubebuilder:validation:Enum=Certificate
+	Kind string `json:"kind,omitempty"`
 	// Path the lease was issued from.
 	// +optional
 	Path       string `json:"path,omitempty"`

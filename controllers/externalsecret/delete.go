@@ -84,14 +84,10 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 	if err != nil {
 		return r.revokeFailed(ctx, es, live, "spec.secretStoreRef", err)
 	}
-	leaser, ok := h.Client().(provider.Leaser)
-	if !ok {
-		return r.leaveToExpire(ctx, es, live, fmt.Sprintf("provider %q cannot revoke", h.Provider()))
-	}
 	var left []v1alpha1.LeaseStatus
 	var firstErr error
 	for _, l := range live {
-		err := leaser.Revoke(ctx, l.ID)
+		err := revokeOne(ctx, h.Client(), l)
 		switch {
 		case err == nil || provider.Classify(err) == provider.ErrNotFound: // revoked, or already gone
 		case firstErr == nil:
@@ -112,6 +108,18 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 		return reconcile.Result{}, err
 	}
 	return r.revokeFailed(ctx, es, left, "status.leases", firstErr)
+}
+
+// revokeOne revokes a lease, or a certificate by its serial number.
+func revokeOne(ctx context.Context, c provider.Client, l v1alpha1.LeaseStatus) error {
+	if l.Kind == v1alpha1.LeaseKindCertificate {
+		if cr, ok := c.(provider.CertRevoker); ok {
+			return cr.RevokeCertificate(ctx, l.Path, l.ID)
+		}
+	} else if leaser, ok := c.(provider.Leaser); ok {
+		return leaser.Revoke(ctx, l.ID)
+	}
+	return fmt.Errorf("%w: the provider cannot revoke %s", provider.ErrCredentials, l.ID)
 }
 
 // revokeFailed: gone credentials cannot come back; anything else may recover.

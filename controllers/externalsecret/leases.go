@@ -41,24 +41,42 @@ func dynamicSources(es *v1alpha1.ExternalSecret) map[string]*v1alpha1.DynamicRef
 	return out
 }
 
-// leaseRenewalDue reports whether any recorded lease has reached its renewal time.
-func leaseRenewalDue(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus, now time.Time) bool {
-	srcs := dynamicSources(es)
-	for _, l := range leases {
-		if d, ok := srcs[l.Path]; ok && !now.Before(renewAt(l, renewPercent(d))) {
-			return true
+// currentLease is the newest entry for path: the credentials in the Secret now.
+// Older entries of the same path are superseded certificates, kept until they expire.
+func currentLease(ls []v1alpha1.LeaseStatus, path string) *v1alpha1.LeaseStatus {
+	for i := len(ls) - 1; i >= 0; i-- {
+		if ls[i].Path == path {
+			return &ls[i]
 		}
 	}
-	return false
+	return nil
 }
 
-// nextLeaseEvent is the earliest renewal time of the recorded leases (zero: none).
+// keptCertificates are the superseded certificates of path that have not expired:
+// pods may still serve them, so they stay recorded (and are revoked on delete).
+func keptCertificates(ls []v1alpha1.LeaseStatus, path string, cur *v1alpha1.LeaseStatus, now time.Time) []v1alpha1.LeaseStatus {
+	var out []v1alpha1.LeaseStatus
+	for i := range ls {
+		if l := &ls[i]; l.Path == path && l != cur && l.Kind == v1alpha1.LeaseKindCertificate && now.Before(l.ExpiresAt.Time) {
+			out = append(out, *l)
+		}
+	}
+	return out
+}
+
+// leaseRenewalDue reports whether any current lease has reached its renewal time.
+func leaseRenewalDue(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus, now time.Time) bool {
+	next := nextLeaseEvent(es, leases)
+	return !next.IsZero() && !now.Before(next)
+}
+
+// nextLeaseEvent is the earliest renewal (or re-issue) time of the current leases
+// (zero: none).
 func nextLeaseEvent(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus) time.Time {
 	var next time.Time
-	srcs := dynamicSources(es)
-	for _, l := range leases {
-		if d, ok := srcs[l.Path]; ok {
-			if at := renewAt(l, renewPercent(d)); next.IsZero() || at.Before(next) {
+	for path, d := range dynamicSources(es) {
+		if l := currentLease(leases, path); l != nil {
+			if at := renewAt(*l, renewPercent(d)); next.IsZero() || at.Before(next) {
 				next = at
 			}
 		}
@@ -69,7 +87,8 @@ func nextLeaseEvent(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus) 
 // dynamic returns a dynamic source's data. A recorded lease that is still valid is
 // kept (renewed when due) and its data is taken from memory or, after a restart,
 // from the target Secret, so a restart issues no new credentials. Otherwise new
-// credentials are issued and the old lease is revoked after the Secret is written.
+// credentials are issued; an old lease is revoked after the Secret is written, an
+// old certificate is kept in status until it expires.
 func (r *Reconciler) dynamic(ctx context.Context, sc *scope, path string, src v1alpha1.DataFromSource, f *fetched) (map[string][]byte, *outcome) {
 	d, h, leases := src.Dynamic, sc.h, sc.leases
 	leaser, ok := h.Client().(provider.Leaser)
@@ -81,17 +100,19 @@ func (r *Reconciler) dynamic(ctx context.Context, sc *scope, path string, src v1
 		f.dynamicData = map[string]map[string][]byte{}
 	}
 	now := r.Clock.Now()
-	if cur := findLease(leases, d.Path); cur != nil && now.Before(cur.ExpiresAt.Time) {
+	cur := currentLease(leases, d.Path)
+	kept := keptCertificates(leases, d.Path, cur, now)
+	if cur != nil && now.Before(cur.ExpiresAt.Time) {
 		if data := r.leaseData(sc.es, cur, src, sc.existing); data != nil {
 			l := *cur
 			if !now.Before(renewAt(l, renewPercent(d))) {
 				renewed, ok := r.renew(ctx, leaser, l)
 				if !ok {
-					goto issue // not renewable, capped by max TTL, or renewal failed
+					goto issue // not renewable (certificates), capped by max TTL, or renewal failed
 				}
 				l = renewed
 			}
-			f.leases = append(f.leases, l)
+			f.leases = append(append(f.leases, kept...), l)
 			f.dynamicData[d.Path] = data
 			return data, nil
 		}
@@ -106,13 +127,24 @@ issue:
 		o := providerFailure(path+".dynamic: path \""+d.Path+"\"", err)
 		return nil, &o
 	}
-	if cur := findLease(leases, d.Path); cur != nil {
+	switch {
+	case cur == nil:
+	case cur.Kind == v1alpha1.LeaseKindCertificate:
+		if now.Before(cur.ExpiresAt.Time) {
+			kept = append(kept, *cur)
+		}
+	default:
 		f.superseded = append(f.superseded, cur.ID)
 	}
 	issued := metav1.NewTime(now)
-	f.leases = append(f.leases, v1alpha1.LeaseStatus{ID: lease.ID, Path: d.Path, TTLSeconds: int64(lease.TTL / time.Second),
+	entry := v1alpha1.LeaseStatus{ID: lease.ID, Path: d.Path, TTLSeconds: int64(lease.TTL / time.Second),
 		Renewable: lease.Renewable, IssuedAt: &issued, ExpiresAt: metav1.NewTime(now.Add(lease.TTL).Truncate(time.Second)),
-		Keys: sortedKeys(data)})
+		Keys: sortedKeys(data)}
+	if lease.Certificate {
+		entry.Kind = v1alpha1.LeaseKindCertificate
+	}
+	log.FromContext(ctx).V(1).Info("dynamic secret issued", "path", d.Path, "ttl", lease.TTL.String(), "certificate", lease.Certificate)
+	f.leases = append(append(f.leases, kept...), entry)
 	f.dynamicData[d.Path] = data
 	return data, nil
 }
@@ -141,18 +173,29 @@ func (r *Reconciler) renew(ctx context.Context, leaser provider.Leaser, l v1alph
 }
 
 // leaseData returns a valid lease's data: from memory, else from the target Secret
-// when its keys are the dynamic source's own keys (no template replacing them).
+// when the Secret holds the dynamic source's keys as written (its own names, or the
+// names its rewrite rules give them) and no template replaces them.
 func (r *Reconciler) leaseData(es *v1alpha1.ExternalSecret, l *v1alpha1.LeaseStatus, src v1alpha1.DataFromSource, existing *corev1.Secret) map[string][]byte {
 	if mem, ok := r.mem.get(es.UID); ok && mem.dynamic[l.Path] != nil {
 		return mem.dynamic[l.Path]
 	}
 	t := es.Spec.Target.Template
-	if existing == nil || len(l.Keys) == 0 || len(src.Rewrite) > 0 || (t != nil && len(t.Data) > 0 && t.MergePolicy != v1alpha1.TemplateMerge) {
+	if existing == nil || len(l.Keys) == 0 || (t != nil && len(t.Data) > 0 && t.MergePolicy != v1alpha1.TemplateMerge) {
 		return nil
 	}
 	out := map[string][]byte{}
 	for _, k := range l.Keys {
-		v, ok := existing.Data[k]
+		name := k
+		if len(src.Rewrite) > 0 {
+			renamed, o := rewrite("", map[string][]byte{k: nil}, src.Rewrite)
+			if o != nil || len(renamed) != 1 {
+				return nil
+			}
+			for n := range renamed {
+				name = n
+			}
+		}
+		v, ok := existing.Data[name]
 		if !ok {
 			return nil
 		}
@@ -161,14 +204,6 @@ func (r *Reconciler) leaseData(es *v1alpha1.ExternalSecret, l *v1alpha1.LeaseSta
 	return out
 }
 
-func findLease(ls []v1alpha1.LeaseStatus, path string) *v1alpha1.LeaseStatus {
-	for i := range ls {
-		if ls[i].Path == path {
-			return &ls[i]
-		}
-	}
-	return nil
-}
 
 func (r *Reconciler) revoke(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, ids []string) {
 	leaser, ok := h.Client().(provider.Leaser)

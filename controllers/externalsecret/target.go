@@ -209,6 +209,9 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 		o := failTerminal(v1alpha1.ReasonInvalidSpec, "spec.target.template.type: %s is not allowed", t)
 		return false, &o
 	}
+	if o := tlsKeysMissing(want, existing, policy); o != nil {
+		return false, o
+	}
 
 	if existing == nil {
 		s := r.desired(es, nil, want)
@@ -358,4 +361,27 @@ func apiReason(err error) string {
 		return string(s)
 	}
 	return "request failed"
+}
+
+// tlsKeysMissing: a kubernetes.io/tls Secret must hold tls.crt and tls.key (the API
+// server refuses it otherwise); say which key the spec does not produce.
+func tlsKeysMissing(want rendered, existing *corev1.Secret, policy v1alpha1.CreationPolicy) *outcome {
+	if corev1.SecretType(want.secretType) != corev1.SecretTypeTLS {
+		return nil
+	}
+	var missing []string
+	for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		_, ok := want.data[k]
+		if !ok && policy == v1alpha1.CreationMerge && existing != nil {
+			_, ok = existing.Data[k]
+		}
+		if !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	o := failTerminal(v1alpha1.ReasonInvalidTemplate, "spec.target.template.type: kubernetes.io/tls needs keys tls.crt and tls.key; the data has no %s (map them with a template or a rewrite)", strings.Join(missing, " or "))
+	return &o
 }

@@ -106,6 +106,16 @@ type Lease struct {
 	ID        string
 	TTL       time.Duration
 	Renewable bool
+	// Certificate: the answer carried no lease but a certificate (PKI): ID is its
+	// serial number and TTL runs to its expiration. It is never renewed, and a
+	// superseded one is not revoked (pods may still serve it): only on delete.
+	Certificate bool
+}
+
+// CertRevoker is implemented by clients that can revoke a certificate they issued
+// from a dynamic path (Vault PKI: <mount>/revoke by serial number).
+type CertRevoker interface {
+	RevokeCertificate(ctx context.Context, path, serial string) error
 }
 
 // DynamicRequest issues a dynamic secret.

@@ -19,6 +19,7 @@ type leases struct {
 	issued    int
 	live      map[string]bool // lease id -> not revoked
 	revokeErr error
+	certs     bool // issue certificates (no lease) instead of leases
 	renewals  int
 	revokes   int
 }
@@ -28,6 +29,14 @@ func (b *Backend) SetLeases(ttl time.Duration, renewable bool) {
 	b.l.mu.Lock()
 	defer b.l.mu.Unlock()
 	b.l.ttl, b.l.renewable = ttl, renewable
+}
+
+// SetCertificates makes Issue answer like Vault PKI: a certificate with a serial
+// number and an expiration ttl from now, and no lease.
+func (b *Backend) SetCertificates(ttl time.Duration) {
+	b.l.mu.Lock()
+	defer b.l.mu.Unlock()
+	b.l.ttl, b.l.renewable, b.l.certs = ttl, false, true
 }
 
 // FailRevoke makes Revoke return err (nil restores it); other calls still work.
@@ -74,6 +83,13 @@ func (c *client) Issue(_ context.Context, req provider.DynamicRequest) (map[stri
 	if ttl == 0 {
 		ttl = time.Hour
 	}
+	if l.certs {
+		serial := fmt.Sprintf("00:%02x", l.issued)
+		delete(l.live, id)
+		l.live[serial] = true
+		data := map[string][]byte{"certificate": fmt.Appendf(nil, "cert-%d", l.issued), "private_key": fmt.Appendf(nil, "key-%d", l.issued), "serial_number": []byte(serial)}
+		return data, provider.Lease{ID: serial, TTL: ttl, Certificate: true}, nil
+	}
 	data := map[string][]byte{"username": fmt.Appendf(nil, "user-%d", l.issued), "password": fmt.Appendf(nil, "pass-%d", l.issued)}
 	return data, provider.Lease{ID: id, TTL: ttl, Renewable: l.renewable}, nil
 }
@@ -111,3 +127,17 @@ func (c *client) Revoke(_ context.Context, id string) error {
 }
 
 var _ provider.Leaser = (*client)(nil)
+
+// RevokeCertificate revokes a certificate by serial number.
+func (c *client) RevokeCertificate(ctx context.Context, _ string, serial string) error {
+	return c.Revoke(ctx, serial)
+}
+
+// Issued is how many dynamic secrets were issued.
+func (b *Backend) Issued() int {
+	b.l.mu.Lock()
+	defer b.l.mu.Unlock()
+	return b.l.issued
+}
+
+var _ provider.CertRevoker = (*client)(nil)

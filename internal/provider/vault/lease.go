@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -41,7 +42,63 @@ func (c *Client) Issue(ctx context.Context, req provider.DynamicRequest) (map[st
 	if err != nil {
 		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: %w", path, err)
 	}
-	return data, leaseOf(sec), nil
+	lease, err := leaseOrCertificate(sec, time.Now())
+	if err != nil {
+		return nil, provider.Lease{}, fmt.Errorf("vault dynamic secret %q: %w", path, err)
+	}
+	return data, lease, nil
+}
+
+// leaseOrCertificate: a lease when the answer has one; otherwise a certificate when
+// the answer has a serial number and an expiration (unix seconds), as PKI's issue and
+// sign do. An answer with neither is refused: with no end time the operator would
+// have to re-issue at once and forever.
+func leaseOrCertificate(sec *api.Secret, now time.Time) (provider.Lease, error) {
+	if sec.LeaseID != "" || sec.LeaseDuration > 0 {
+		return leaseOf(sec), nil
+	}
+	serial, _ := sec.Data["serial_number"].(string)
+	exp, ok := unixSeconds(sec.Data["expiration"])
+	if serial == "" || !ok {
+		// Not a dynamic secret: fix the spec (InvalidSpec), do not retry the write.
+		return provider.Lease{}, fmt.Errorf("answer has neither a lease nor a certificate serial_number and expiration: %w", provider.Wrap(provider.ErrInvalid, "NoLease", provider.ErrSpec))
+	}
+	ttl := time.Unix(exp, 0).Sub(now)
+	if ttl <= 0 {
+		return provider.Lease{}, fmt.Errorf("certificate %s expired on issue: %w", serial, errInvalid)
+	}
+	return provider.Lease{ID: serial, TTL: ttl, Certificate: true}, nil
+}
+
+// unixSeconds reads a JSON number (json.Number with UseNumber, or float64).
+func unixSeconds(v any) (int64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil && i > 0
+	case float64:
+		return int64(n), n > 0
+	}
+	return 0, false
+}
+
+var _ provider.CertRevoker = (*Client)(nil)
+
+// RevokeCertificate revokes a certificate issued from path (e.g. pki/issue/web) by
+// its serial number, through the same mount: <mount>/revoke.
+func (c *Client) RevokeCertificate(ctx context.Context, path, serial string) error {
+	p, err := dynamicPath(path)
+	if err != nil {
+		return err
+	}
+	mount, _, _ := strings.Cut(p, "/")
+	_, err = c.call(ctx, func(tok string) (*api.Secret, error) {
+		return c.api.Write(ctx, tok, mount+"/revoke", map[string]any{"serial_number": serial})
+	})
+	if err != nil {
+		return fmt.Errorf("vault revoke certificate %q: %w", serial, leaseError(err))
+	}
+	return nil
 }
 
 // dynamicPath checks a dynamic secret path before any request: canonical, and below
