@@ -4,16 +4,18 @@ import (
 	"hash/fnv"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/fetch"
 )
 
-// Clock is injected so scheduling is testable without sleeping.
-type Clock interface{ Now() time.Time }
+// Clock is injected so scheduling is testable without sleeping (k8s.io/utils/clock,
+// the clock the fetch layer takes too; tests use k8s.io/utils/clock/testing).
+type Clock = clock.PassiveClock
 
 // RealClock is the wall clock.
-type RealClock struct{}
-
-func (RealClock) Now() time.Time { return time.Now() }
+type RealClock = clock.RealClock
 
 // allowed is what an ExternalSecret's refreshPolicy lets a reconcile do.
 type allowed struct {
@@ -45,16 +47,16 @@ func refreshInterval(es *v1alpha1.ExternalSecret) time.Duration {
 	return es.Spec.RefreshInterval.Duration
 }
 
-// cacheWindow is how old a value may be and still serve a scheduled refresh. The
-// fetch layer reads a key up to three quarters of it ahead of the refresh (in a batch
-// with the keys due next), and ExternalSecrets reading several keys reuse values
-// read for the others within it. Half the interval, at most five minutes: a refresh
-// shows the backend as it was at most that long before its slot. Shorter windows
-// cost full batches where a store's keys are few for its interval (100 keys every
-// 10 s fill Secrets Manager's batches of 20 only with a horizon over 2 s).
-func cacheWindow(interval time.Duration) time.Duration {
-	return min(interval/2, 5*time.Minute)
-}
+// model is the timing model this package shares with the fetch layer's cache and
+// read-ahead (fetch.Timing; the whole model with its numbers: docs/design/refresh.md).
+var model = fetch.DefaultTiming()
+
+// cacheWindow is how old a value may be and still serve a scheduled refresh (the
+// readers' maxAge): half the interval, at most five minutes. The fetch layer reads
+// a key up to three quarters of it ahead of the refresh, in a batch with the keys
+// due next, and ExternalSecrets reading several keys reuse values read for the
+// others within it.
+func cacheWindow(interval time.Duration) time.Duration { return model.CacheWindow(interval) }
 
 func hash64(s string) uint64 {
 	h := fnv.New64a()
@@ -87,18 +89,17 @@ func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) ti
 
 // afterStartup is when an ExternalSecret found in sync at start-up refreshes: at its
 // kept slot, or a short grace later when that slot falls within one cache window of
-// start-up. The fetch layer reads keys ahead of their slots, in due order at an even
-// pace only 15 % faster than the demand, and it starts only once the operator has
-// registered what is due: for the slots of the first window it runs behind, and their
-// readers would make their own calls, several per second. The grace (a quarter of the
-// cache window, at most 10 s) covers that lag, and a value read ahead is still within
-// the cache window when its reader comes, a few seconds late, once.
+// start-up. The read-ahead starts only once the operator has registered what is due,
+// and it reads in due order at an even pace only a little faster than the demand: for
+// the slots of the first window it runs behind, and their readers would make their
+// own calls, several per second. The grace (a quarter of the cache window, at most
+// 10 s) covers that lag, and a value read ahead is still within the cache window when
+// its reader comes, a few seconds late, once.
 func afterStartup(slot, now time.Time, interval time.Duration) time.Time {
-	window := cacheWindow(interval)
-	if slot.IsZero() || !slot.Before(now.Add(window)) {
+	if slot.IsZero() || !slot.Before(now.Add(cacheWindow(interval))) {
 		return slot
 	}
-	return slot.Add(min(window/4, 10*time.Second))
+	return slot.Add(model.StartupGrace(interval))
 }
 
 // anchor places an ExternalSecret's refresh slot: its store and the first key it

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/fetch"
 )
 
 func TestNextSlot(t *testing.T) {
@@ -108,6 +109,27 @@ func TestAfterStartup(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := afterStartup(c.slot, now, c.interval); !got.Equal(c.want) {
 				t.Fatalf("afterStartup = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestCacheWindow: the refresh side reads the fetch layer's timing model, with the
+// numbers docs/design/refresh.md gives.
+func TestCacheWindow(t *testing.T) {
+	cases := []struct {
+		name     string
+		interval time.Duration
+		want     time.Duration
+	}{
+		{"short interval: half of it", 2 * time.Second, time.Second},
+		{"a minute", time.Minute, 30 * time.Second},
+		{"an hour: at most five minutes", time.Hour, 5 * time.Minute},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := cacheWindow(c.interval); got != c.want || got != fetch.DefaultTiming().CacheWindow(c.interval) {
+				t.Fatalf("cacheWindow(%s) = %s, want %s (the fetch model's)", c.interval, got, c.want)
 			}
 		})
 	}

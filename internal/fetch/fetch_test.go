@@ -1,9 +1,8 @@
 package fetch
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,21 +10,22 @@ import (
 	"github.com/secretsync/secretsync/internal/provider/memory"
 )
 
-func handleFor(t *testing.T, b *memory.Backend) *Handle {
-	t.Helper()
-	c, err := b.NewClient(context.Background(), nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
+func keyRef(i int) provider.Ref { return provider.Ref{Key: fmt.Sprintf("k%d", i)} }
+
+func putKeys(b *memory.Backend, n int, v string) {
+	for i := range n {
+		b.Put(keyRef(i).Key, []byte(v), nil)
 	}
-	return newHandle("memory", c, Options{BatchWindow: 5 * time.Millisecond, Now: time.Now})
 }
+
+func calls(b *memory.Backend) int64 { return b.Batches.Load() + b.Gets.Load() }
 
 func TestHandleCoalescesAndBatches(t *testing.T) {
 	cases := []struct {
-		name        string
-		keys        int
-		readers     int
-		wantBatches int64
+		name      string
+		keys      int
+		readers   int
+		wantCalls int64
 	}{
 		{"many readers of one key share one call", 1, 50, 1},
 		{"distinct keys fill batches of ten", 25, 25, 3},
@@ -34,67 +34,116 @@ func TestHandleCoalescesAndBatches(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := memory.New("memory")
-			for i := 0; i < c.keys; i++ {
-				b.Put(fmt.Sprintf("k%d", i), []byte("v"), nil)
+			putKeys(b, c.keys, "v")
+			s := newSim(t, memClient(t, b))
+			var answers []<-chan result
+			for i := range c.readers {
+				answers = append(answers, s.start(keyRef(i%c.keys), time.Minute))
 			}
-			h := handleFor(t, b)
-			var wg sync.WaitGroup
-			errs := make(chan error, c.readers)
-			for i := 0; i < c.readers; i++ {
-				wg.Add(1)
-				go func(i int) {
-					defer wg.Done()
-					s, err := h.Get(context.Background(), provider.Ref{Key: fmt.Sprintf("k%d", i%c.keys)}, time.Minute)
-					if err == nil && string(s.Value) != "v" {
-						err = fmt.Errorf("value %q", s.Value)
-					}
-					errs <- err
-				}(i)
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
+			for _, ch := range answers {
+				if r := s.wait(ch, time.Millisecond); r.err != nil || string(r.s.Value) != "v" {
+					t.Fatalf("%q, %v", r.s.Value, r.err)
 				}
 			}
-			if got := b.Batches.Load() + b.Gets.Load(); got != c.wantBatches {
-				t.Fatalf("%d backend calls, want %d", got, c.wantBatches)
+			if got := calls(b); got != c.wantCalls {
+				t.Fatalf("%d backend calls, want %d", got, c.wantCalls)
 			}
 		})
 	}
 }
 
-func TestHandleCacheWindow(t *testing.T) {
+func TestHandleCache(t *testing.T) {
 	b := memory.New("memory")
 	b.Put("k", []byte("v1"), nil)
-	h := handleFor(t, b)
-	ctx := context.Background()
-	if _, err := h.Get(ctx, provider.Ref{Key: "k"}, time.Minute); err != nil {
-		t.Fatal(err)
+	s := newSim(t, memClient(t, b))
+	k := provider.Ref{Key: "k"}
+	steps := []struct {
+		name      string
+		put       string        // new remote value before the read ("": none)
+		advance   time.Duration // clock moves before the read
+		maxAge    time.Duration
+		want      string
+		wantCalls int64
+	}{
+		{"first read goes to the backend", "", 0, time.Minute, "v1", 1},
+		{"within maxAge the cached value is reused", "v2", 30 * time.Second, time.Minute, "v1", 1},
+		{"maxAge 0 reads through", "", 0, 0, "v2", 2},
+		{"a value as old as maxAge is not reused", "v3", time.Minute, time.Minute, "v3", 3},
 	}
-	b.Put("k", []byte("v2"), nil)
-	if s, _ := h.Get(ctx, provider.Ref{Key: "k"}, time.Minute); string(s.Value) != "v1" {
-		t.Fatalf("within the window: %q, want the cached v1", s.Value)
-	}
-	if s, _ := h.Get(ctx, provider.Ref{Key: "k"}, 0); string(s.Value) != "v2" {
-		t.Fatalf("maxAge 0 must read through: %q", s.Value)
-	}
-	if got := b.Batches.Load(); got != 2 {
-		t.Fatalf("%d calls, want 2", got)
+	for _, st := range steps {
+		if st.put != "" {
+			b.Put("k", []byte(st.put), nil)
+		}
+		s.advance(st.advance, time.Second)
+		if r := s.read(k, st.maxAge); r.err != nil || string(r.s.Value) != st.want {
+			t.Fatalf("%s: %q, %v; want %q", st.name, r.s.Value, r.err, st.want)
+		}
+		if got := calls(b); got != st.wantCalls {
+			t.Fatalf("%s: %d calls, want %d", st.name, got, st.wantCalls)
+		}
 	}
 }
 
 func TestHandleErrorsAreNotCached(t *testing.T) {
 	b := memory.New("memory")
-	h := handleFor(t, b)
-	ctx := context.Background()
-	if _, err := h.Get(ctx, provider.Ref{Key: "late"}, time.Minute); err == nil {
+	s := newSim(t, memClient(t, b))
+	if r := s.read(provider.Ref{Key: "late"}, time.Minute); r.err == nil {
 		t.Fatal("missing key read without error")
 	}
 	b.Put("late", []byte("v"), nil)
-	if s, err := h.Get(ctx, provider.Ref{Key: "late"}, time.Minute); err != nil || string(s.Value) != "v" {
-		t.Fatalf("after the key appeared: %q, %v", s.Value, err)
+	if r := s.read(provider.Ref{Key: "late"}, time.Minute); r.err != nil || string(r.s.Value) != "v" {
+		t.Fatalf("after the key appeared: %q, %v", r.s.Value, r.err)
+	}
+}
+
+// TestNotFoundEvicts (issue 13 item 5): once a read says a ref is gone, no reader
+// is served the value cached before, whichever read noticed it, and the ref is no
+// longer read ahead.
+func TestNotFoundEvicts(t *testing.T) {
+	k := provider.Ref{Key: "k"}
+	cases := []struct {
+		name string
+		// notice makes the handle see the deletion (at the start of the test's
+		// clock + 1 s, with a value cached at the start and expected at +10 s).
+		notice func(t *testing.T, s *sim)
+	}{
+		{"a forced read", func(t *testing.T, s *sim) {
+			if r := s.read(k, 0); !errors.Is(r.err, provider.ErrNotFound) {
+				t.Fatalf("forced read: %v, want not found", r.err)
+			}
+		}},
+		{"a read-ahead", func(t *testing.T, s *sim) {
+			s.advanceTo(t0.Add(10*time.Second), 100*time.Millisecond) // the ref is read ahead before its due time
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := memory.New("memory")
+			b.Put("k", []byte("old"), nil)
+			s := newSim(t, memClient(t, b))
+			if r := s.read(k, time.Minute); r.err != nil {
+				t.Fatal(r.err)
+			}
+			s.h.Expect(k, t0.Add(10*time.Second), 2*time.Second, time.Minute)
+			s.advance(time.Second, 100*time.Millisecond)
+			b.Delete("k")
+			before := calls(b)
+			c.notice(t, s)
+			if got := calls(b) - before; got != 1 {
+				t.Fatalf("%d calls noticed the deletion, want 1", got)
+			}
+			if s.cachedFresh(k, time.Hour) {
+				t.Fatal("the pre-deletion value is still cached")
+			}
+			if r := s.read(k, time.Minute); !errors.Is(r.err, provider.ErrNotFound) {
+				t.Fatalf("a reader with maxAge 1m after the deletion: %q, %v; want not found", r.s.Value, r.err)
+			}
+			before = calls(b)
+			s.advance(time.Minute, 100*time.Millisecond)
+			if got := calls(b) - before; got != 0 {
+				t.Fatalf("the gone ref was read ahead %d times", got)
+			}
+		})
 	}
 }
 
@@ -111,31 +160,36 @@ func (p pacedClient) MaxCallsPerSecond() float64 { return p.perSecond }
 // alike) are spaced at its rate, so a store's calls never burst above the quota.
 func TestPacedClientCallsAreSpaced(t *testing.T) {
 	b := memory.New("memory")
-	for i := range 6 {
-		b.Put(fmt.Sprintf("k%d", i), []byte("v"), nil)
-	}
-	c, err := b.NewClient(context.Background(), nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	putKeys(b, 6, "v")
+	c := memClient(t, b)
 	const perSecond = 20 // one call every 50ms
-	h := newHandle("memory", pacedClient{Client: c, BatchGetter: c.(provider.BatchGetter), perSecond: perSecond},
-		Options{BatchWindow: time.Millisecond, Now: time.Now})
-	ctx := context.Background()
-	start := time.Now()
-	for i := range 6 { // six reads one after the other: six batch calls
-		if _, err := h.Get(ctx, provider.Ref{Key: fmt.Sprintf("k%d", i)}, 0); err != nil {
-			t.Fatal(err)
+	s := newSim(t, pacedClient{Client: c, BatchGetter: c.(provider.BatchGetter), perSecond: perSecond})
+	var sent []time.Duration // when each call went, since t0
+	for i := range 6 {       // six reads one after the other: six batch calls
+		n := b.Batches.Load()
+		ch := s.start(keyRef(i), 0)
+		s.drive(time.Millisecond, "the call goes", func() bool { return b.Batches.Load() > n })
+		sent = append(sent, s.clk.Since(t0))
+		if r := s.wait(ch, time.Millisecond); r.err != nil {
+			t.Fatal(r.err)
 		}
 	}
-	if _, err := h.Find(ctx, provider.FindQuery{Path: "k"}, 0); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.h.Find(t.Context(), provider.FindQuery{Path: "k"}, 0)
+		done <- err
+	}()
+	s.drive(time.Millisecond, "find answers", func() bool { return len(done) > 0 })
+	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	sent = append(sent, s.clk.Since(t0))
+	for i := 1; i < len(sent); i++ {
+		if gap := sent[i] - sent[i-1]; gap < time.Second/perSecond {
+			t.Fatalf("call %d went %s after the one before, want at least %s: %v", i, gap, time.Second/perSecond, sent)
+		}
 	}
 	if got := b.Batches.Load(); got != 6 {
 		t.Fatalf("%d batch calls, want 6", got)
-	}
-	// 7 calls with burst 1 take at least 6 intervals of 1/perSecond.
-	if min, took := 6*time.Second/perSecond, time.Since(start); took < min {
-		t.Fatalf("7 paced calls took %s, want at least %s", took, min)
 	}
 }
