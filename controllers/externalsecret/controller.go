@@ -74,7 +74,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	start := r.Clock.Now()
 	before := es.Status.DeepCopy()
 	out := r.sync(ctx, es)
-	metrics.SyncDuration.Observe(time.Since(start).Seconds())
+	metrics.SyncDuration.Observe(r.Clock.Since(start).Seconds())
 	metrics.SyncTotal.WithLabelValues(out.result()).Inc()
 	r.ready.set(req.String(), out.readyStatus())
 

@@ -4,6 +4,7 @@ package operator
 
 import (
 	"fmt"
+	"k8s.io/utils/clock"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,8 +56,9 @@ type Options struct {
 	RevocationTimeout time.Duration
 	// NewClient lets tests wrap the manager's client (e.g. to count writes).
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
-	// Clock for the ExternalSecret controller (nil: wall clock).
-	Clock externalsecret.Clock
+	// Clock for the ExternalSecret controller and the fetch layer (nil: wall clock):
+	// one clock for refresh slots, read-ahead, cache ages and lease renewals.
+	Clock clock.Clock
 	// SkipNameValidation lets tests run several operators in one process
 	// (controller-runtime refuses a second controller with the same name otherwise).
 	SkipNameValidation bool
@@ -104,7 +106,7 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		APIServerAudiences:             o.APIServerAudiences,
 	}
 	kube := provider.KubeClient{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Policy: policy}
-	f := fetch.New(reg, kube, mgr.GetAPIReader(), fetch.Options{})
+	f := fetch.New(reg, kube, mgr.GetAPIReader(), fetch.Options{Clock: o.Clock})
 
 	es := &externalsecret.Reconciler{
 		Client:    mgr.GetClient(),
