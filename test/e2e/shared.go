@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/secretsync/secretsync/internal/testenv"
 )
@@ -179,9 +178,6 @@ func killDescendants(pid int) int {
 		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline"))
 		fmt.Fprintf(os.Stderr, "shared environment: killing leftover process %d: %s\n", p, strings.ReplaceAll(string(cmd), "\x00", " "))
 		_ = syscall.Kill(p, syscall.SIGKILL)
-	}
-	if len(found) > 0 {
-		time.Sleep(100 * time.Millisecond) // let the kernel deliver the kills before the binary exits
 	}
 	return len(found)
 }

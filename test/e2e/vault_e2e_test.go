@@ -332,4 +332,5 @@ func TestVaultDynamicLeaseRevokedOnDelete(t *testing.T) {
 		err := e.kube.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "db"}, &v1alpha1.ExternalSecret{})
 		return apierrors.IsNotFound(err)
 	})
+	e.assertNotLogged(t, d.password)
 }
