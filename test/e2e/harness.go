@@ -203,14 +203,44 @@ func ensureNamespace(t testing.TB, kube *testenv.Kube, name string) {
 // Eventually polls cond every 50ms until it returns true or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !WaitUntil(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// WaitUntil polls cond every 50ms and reports whether it returned true before
+// timeout passed, for callers whose timeout is not fatal.
+func WaitUntil(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if cond() {
-			return
+			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	return false
+}
+
+// WaitStable waits until value returns the same number for stableFor (e.g. the
+// writes a burst of reconciles makes have stopped), failing after timeout.
+func WaitStable(t testing.TB, timeout, stableFor time.Duration, what string, value func() int64) {
+	t.Helper()
+	last, since := value(), time.Now()
+	Eventually(t, timeout, what+" to stay unchanged for "+stableFor.String(), func() bool {
+		if v := value(); v != last {
+			last, since = v, time.Now()
+		}
+		return time.Since(since) >= stableFor
+	})
+}
+
+// LetTimePass waits d on purpose: the test proves that nothing (a write, a read,
+// a change) happens while time passes, so there is no condition to poll. why says
+// what must not happen, and is logged so a slow test explains itself.
+func LetTimePass(t testing.TB, d time.Duration, why string) {
+	t.Helper()
+	t.Logf("letting %v pass: %s", d, why)
+	time.Sleep(d)
 }
 
 // AssertNoCanary fails t if canary appears in the namespace's ExternalSecrets,
