@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
-	"github.com/secretsync/secretsync/internal/metrics"
 	"github.com/secretsync/secretsync/internal/provider"
 )
 
@@ -569,7 +568,6 @@ func (h *Handle) waitQuota() {
 // (ctx cancelled) while the others still wait for it.
 func (h *Handle) single(cl *call) {
 	cl.s, cl.err = h.client.GetSecret(context.Background(), cl.ref)
-	count(h.provider, "get", cl.err)
 	h.failed(cl.err)
 	h.finish(cl)
 }
@@ -580,7 +578,6 @@ func (h *Handle) batch(calls []*call) {
 		refs[i] = c.ref
 	}
 	res, err := h.bg.GetSecrets(context.Background(), refs)
-	count(h.provider, "batch_get", err)
 	h.failed(err)
 	for i, c := range calls {
 		switch {
@@ -659,7 +656,6 @@ func (h *Handle) Find(ctx context.Context, q provider.FindQuery, maxAge time.Dur
 			ctx := context.WithoutCancel(ctx)
 			h.waitQuota()
 			fc.res, fc.err = h.client.Find(ctx, q)
-			count(h.provider, "find", fc.err)
 			h.findMu.Lock()
 			delete(h.findCalls, key)
 			if fc.err == nil {
@@ -685,15 +681,4 @@ func findKey(q provider.FindQuery) string {
 	}
 	sort.Strings(tags)
 	return strings.TrimSuffix(q.Path, "/") + "\x00" + q.NameRegexp + "\x00" + strings.Join(tags, "\x00")
-}
-
-func count(prov, op string, err error) {
-	result := "success"
-	if err != nil {
-		result = "error"
-		if s := provider.Classify(err); s != nil {
-			result = strings.ReplaceAll(s.Error(), " ", "_")
-		}
-	}
-	metrics.ProviderRequests.WithLabelValues(prov, op, result).Inc()
 }
