@@ -40,6 +40,9 @@ import (
 // provider -> operation -> count.
 type requestCounts map[string]map[string]int
 
+var results = map[string]bool{provider.ResultOK: true, provider.ResultNotFound: true, provider.ResultDenied: true,
+	provider.ResultThrottled: true, provider.ResultUnavailable: true, provider.ResultTimeout: true, provider.ResultError: true}
+
 func gatherRequests(t *testing.T) requestCounts {
 	t.Helper()
 	fams, err := ctrlmetrics.Registry.Gather()
@@ -55,6 +58,10 @@ func gatherRequests(t *testing.T) requestCounts {
 			l := map[string]string{}
 			for _, p := range m.GetLabel() {
 				l[p.GetName()] = p.GetValue()
+			}
+			// Fixed label sets: never an error text, never a path.
+			if !results[l["result"]] || strings.ContainsAny(l["operation"], "/.: ") {
+				t.Errorf("series with labels %v: result or operation outside the documented sets", l)
 			}
 			if out[l["provider"]] == nil {
 				out[l["provider"]] = map[string]int{}
