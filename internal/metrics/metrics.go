@@ -28,7 +28,9 @@ var (
 		Help: "ExternalSecrets by Ready condition status.",
 	}, []string{"condition"})
 
-	// ProviderRequests counts backend calls made by the fetch layer.
+	// ProviderRequests counts every HTTP request sent to a backend (pages, retries,
+	// logins, renewals included): provider.CountRequests wraps each backend client's
+	// transport. Label values come from fixed sets (docs/metrics.md).
 	ProviderRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "secretsync_provider_requests_total",
 		Help: "Backend requests by provider, operation and result.",

@@ -58,9 +58,12 @@
 //     success with every field absent.
 //   - 404-no-code (Fault404NoCode): HTTP 404 with an HTML page and no AWS error code
 //     (neither a __type nor an X-Amzn-ErrorType header), as a wrong endpoint answers.
+//   - omit-selector (FaultOmitSelector): the request is served, then Selector is
+//     removed from every parameter of the answer (GetParameter, GetParameters), as
+//     LocalStack-style emulators answer "name:version" and "name:label" reads.
 //
-// These are answered before authentication (the endless kinds after it: the request
-// is really served).
+// These are answered before authentication (the endless kinds and omit-selector after
+// it: the request is really served).
 //
 // # Seed format
 //

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,4 +211,48 @@ func TestFaultAmbiguousAnswers(t *testing.T) {
 			t.Fatalf("after the fault: %v", err)
 		}
 	})
+}
+
+// TestFaultOmitSelector: versioned and labelled reads are served, and the answers
+// lose their Selector only while the fault is on.
+func TestFaultOmitSelector(t *testing.T) {
+	seed := faultSeed()
+	seed.Parameters[0].Labels = []string{"stable"}
+	c := newClients(t, awsemu.Options{Seed: seed})
+	selectors := func() []string {
+		out, err := c.ssm.GetParameters(ctx, &ssm.GetParametersInput{Names: []string{"/p/a:1", "/p/b:1", "/p/a:stable", "/p/c"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Parameters) != 4 || len(out.InvalidParameters) != 0 {
+			t.Fatalf("answer: %d parameters, invalid %v", len(out.Parameters), out.InvalidParameters)
+		}
+		var got []string
+		for _, p := range out.Parameters {
+			got = append(got, aws.ToString(p.Name)+"@"+aws.ToString(p.Value)+" "+aws.ToString(p.Selector))
+		}
+		slices.Sort(got)
+		return got
+	}
+	tests := []struct {
+		name  string
+		fault bool
+		want  []string
+	}{
+		{"without the fault", false, []string{"/p/a@1 :1", "/p/a@1 :stable", "/p/b@2 :1", "/p/c@3 "}},
+		{"with the fault", true, []string{"/p/a@1 ", "/p/a@1 ", "/p/b@2 ", "/p/c@3 "}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c.srv.ClearFaults()
+			if tc.fault {
+				if err := c.srv.InjectFault(awsemu.Fault{Op: "GetParameters", Kind: awsemu.FaultOmitSelector}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := selectors(); !slices.Equal(got, tc.want) {
+				t.Fatalf("name@value -> selectors = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -285,6 +285,10 @@ const (
 	// Fault404NoCode answers HTTP 404 with an HTML page and no AWS error code (a
 	// wrong endpoint or a proxy's own page).
 	Fault404NoCode FaultKind = "404-no-code"
+	// FaultOmitSelector serves the request, then removes Selector from every
+	// parameter of the answer (GetParameter, GetParameters), as LocalStack-style
+	// emulators answer a versioned or labelled read.
+	FaultOmitSelector FaultKind = "omit-selector"
 )
 
 // HugeResponseSize is FaultHugeResponse's body size when Fault.Size is 0.
@@ -316,7 +320,7 @@ type faultRule struct {
 func (s *Server) InjectFault(f Fault) error {
 	switch f.Kind {
 	case FaultThrottle, FaultServerError, FaultUnavailable, FaultClose,
-		FaultEndlessTokenRepeat, FaultEndlessTokenFresh, FaultHugeResponse, FaultEmpty200, Fault404NoCode:
+		FaultEndlessTokenRepeat, FaultEndlessTokenFresh, FaultHugeResponse, FaultEmpty200, Fault404NoCode, FaultOmitSelector:
 	default:
 		return fmt.Errorf("awsemu: unknown fault kind %q", f.Kind)
 	}
@@ -424,7 +428,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !proceed {
 		return
 	}
-	if post.Kind != "" {
+	if post.Kind == FaultEndlessTokenRepeat || post.Kind == FaultEndlessTokenFresh {
 		body = stripEndlessToken(body)
 	}
 	caller, aerr := s.authenticate(r, svc)
@@ -446,8 +450,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, aerr)
 		return
 	}
-	if post.Kind != "" {
+	switch post.Kind {
+	case FaultEndlessTokenRepeat, FaultEndlessTokenFresh:
 		out = s.withEndlessToken(out, post.Kind)
+	case FaultOmitSelector:
+		out = withoutSelector(out)
 	}
 	writeJSON(w, out)
 }
@@ -470,8 +477,8 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, svc, op str
 	switch f.Kind {
 	case "":
 		return true, Fault{}
-	case FaultEndlessTokenRepeat, FaultEndlessTokenFresh:
-		if xmlProto { // STS has no listings
+	case FaultEndlessTokenRepeat, FaultEndlessTokenFresh, FaultOmitSelector:
+		if xmlProto { // STS has no listings and no parameters
 			return true, Fault{}
 		}
 		return true, f
@@ -571,6 +578,39 @@ func stripEndlessToken(body []byte) []byte {
 		return body
 	}
 	return b
+}
+
+// withoutSelector returns out with Selector removed from its Parameter and from each
+// of its Parameters.
+func withoutSelector(out any) any {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return out
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return out
+	}
+	strip := func(raw json.RawMessage) json.RawMessage {
+		var p map[string]json.RawMessage
+		if json.Unmarshal(raw, &p) != nil {
+			return raw
+		}
+		delete(p, "Selector")
+		b, _ := json.Marshal(p)
+		return b
+	}
+	if raw, ok := m["Parameter"]; ok {
+		m["Parameter"] = strip(raw)
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(m["Parameters"], &list) == nil && list != nil {
+		for i := range list {
+			list[i] = strip(list[i])
+		}
+		m["Parameters"], _ = json.Marshal(list)
+	}
+	return m
 }
 
 // withEndlessToken returns out with its NextToken replaced as kind says.

@@ -73,10 +73,12 @@ func deadline(d time.Duration) func(*middleware.Stack) error {
 }
 
 // limitResponses wraps c so every response body fails past provider.MaxResponseBytes
-// (provider.LimitResponses around c as the round trip). The failure is marked not
-// retryable: asking again would only read another oversized answer.
-func limitResponses(c awssdk.HTTPClient) awssdk.HTTPClient {
-	return limitedClient{rt: provider.LimitResponses(roundTrip(c.Do), provider.MaxResponseBytes)}
+// (provider.LimitResponses around c as the round trip), and every request is counted
+// under the provider label name. The failure is marked not retryable: asking again
+// would only read another oversized answer.
+func limitResponses(c awssdk.HTTPClient, name string) awssdk.HTTPClient {
+	rt := provider.LimitResponses(roundTrip(c.Do), provider.MaxResponseBytes)
+	return limitedClient{rt: provider.CountRequests(rt, name, requests{})}
 }
 
 type roundTrip func(*http.Request) (*http.Response, error)

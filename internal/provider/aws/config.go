@@ -3,7 +3,7 @@
 // (region, endpoint override, credentials: default chain, static keys, web identity,
 // assumed role), a bounded retryer, an HTTP client shared by every AWS client, the
 // bounds every call gets (a deadline, a response size limit, a page cap), error
-// mapping to the provider sentinels, and a per-request observation hook.
+// mapping to the provider sentinels, and the per-request metrics.
 package aws
 
 import (
@@ -57,8 +57,6 @@ type Options struct {
 	MaxAttempts int
 	// MaxBackoff caps the delay between attempts (default 2s).
 	MaxBackoff time.Duration
-	// Observe, when set, is called once per API operation call (after retries).
-	Observe RequestObserver
 }
 
 // Option adjusts Options; the AWS providers' New takes them, as vault.New does.
@@ -195,11 +193,10 @@ func NewConfig(ctx context.Context, store v1alpha1.GenericStore, kube provider.K
 	// runs STS calls detached from the caller's context, so they need their own
 	// deadline. The limit wraps the client LoadDefaultConfig finished (it may have
 	// added a CA bundle to its transport).
-	cfg.HTTPClient = limitResponses(cfg.HTTPClient)
+	// Every request of the clients built from cfg (each page, each retry, each STS
+	// call for credentials) is counted in secretsync_provider_requests_total.
+	cfg.HTTPClient = limitResponses(cfg.HTTPClient, metricsName(p.Service))
 	cfg.APIOptions = append(cfg.APIOptions, deadline(opts.Timeout), refuseEmptySuccess)
-	if opts.Observe != nil {
-		cfg.APIOptions = append(cfg.APIOptions, observeMiddleware(opts.Observe))
-	}
 
 	session := sessionName(store, consumer)
 	switch {

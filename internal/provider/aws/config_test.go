@@ -13,8 +13,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/metrics"
 	"github.com/secretsync/secretsync/internal/provider"
 	awsp "github.com/secretsync/secretsync/internal/provider/aws"
 	"github.com/secretsync/secretsync/internal/provider/aws/awstest"
@@ -306,15 +308,7 @@ func TestRejectedCredentialsAreRefreshed(t *testing.T) {
 func TestFaultsMapToSentinels(t *testing.T) {
 	srv := awsemu.NewTestServer(t, awsemu.Options{})
 	akid, secret := srv.StaticCredentials()
-	var mu sync.Mutex
-	var observed []string
-	opts := awstest.FastOptions()
-	opts.Observe = func(service, op string, err error, d time.Duration) {
-		mu.Lock()
-		defer mu.Unlock()
-		observed = append(observed, fmt.Sprintf("%s/%s/%v", service, op, provider.Classify(err)))
-	}
-	cfg, err := awsp.NewConfig(ctx, awstest.Store(v1alpha1.AWSServiceSecretsManager, srv.URL(), awstest.StaticAuth), awstest.StaticKube(akid, secret), "team-a", opts)
+	cfg, err := awsp.NewConfig(ctx, awstest.Store(v1alpha1.AWSServiceSecretsManager, srv.URL(), awstest.StaticAuth), awstest.StaticKube(akid, secret), "team-a", awstest.FastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,19 +317,29 @@ func TestFaultsMapToSentinels(t *testing.T) {
 		_, err := client.GetSecretValue(ctx, &sm.GetSecretValueInput{SecretId: aws.String("nope")})
 		return awsp.MapError(err)
 	}
+	// counted is secretsync_provider_requests_total for GetSecretValue, by result.
+	counted := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, r := range []string{provider.ResultOK, provider.ResultNotFound, provider.ResultDenied, provider.ResultThrottled,
+			provider.ResultUnavailable, provider.ResultTimeout, provider.ResultError} {
+			m[r] = testutil.ToFloat64(metrics.ProviderRequests.WithLabelValues("aws-secretsmanager", "GetSecretValue", r))
+		}
+		return m
+	}
 	tests := []struct {
-		name      string
-		fault     *awsemu.Fault
-		want      error
-		wantCode  string
-		wantCalls int
+		name     string
+		fault    *awsemu.Fault
+		want     error
+		wantCode string
+		// wantCounted is the requests counter's increase by result: one per attempt.
+		wantCounted map[string]float64
 	}{
-		{"not found", nil, provider.ErrNotFound, "ResourceNotFoundException", 1},
-		{"throttled, retried 3 times", &awsemu.Fault{Kind: awsemu.FaultThrottle}, provider.ErrThrottled, "ThrottlingException", 3},
-		{"5xx, retried", &awsemu.Fault{Kind: awsemu.FaultServerError}, provider.ErrUnavailable, "InternalServiceError", 3},
-		{"503", &awsemu.Fault{Kind: awsemu.FaultUnavailable}, provider.ErrUnavailable, "ServiceUnavailable", 3},
-		{"outage", &awsemu.Fault{Kind: awsemu.FaultClose}, provider.ErrUnavailable, "ConnectionError", 3},
-		{"throttled once then answered", &awsemu.Fault{Kind: awsemu.FaultThrottle, Times: 1}, provider.ErrNotFound, "ResourceNotFoundException", 2},
+		{"not found", nil, provider.ErrNotFound, "ResourceNotFoundException", map[string]float64{"not_found": 1}},
+		{"throttled, retried 3 times", &awsemu.Fault{Kind: awsemu.FaultThrottle}, provider.ErrThrottled, "ThrottlingException", map[string]float64{"throttled": 3}},
+		{"5xx, retried", &awsemu.Fault{Kind: awsemu.FaultServerError}, provider.ErrUnavailable, "InternalServiceError", map[string]float64{"unavailable": 3}},
+		{"503", &awsemu.Fault{Kind: awsemu.FaultUnavailable}, provider.ErrUnavailable, "ServiceUnavailable", map[string]float64{"unavailable": 3}},
+		{"outage", &awsemu.Fault{Kind: awsemu.FaultClose}, provider.ErrUnavailable, "ConnectionError", map[string]float64{"unavailable": 3}},
+		{"throttled once then answered", &awsemu.Fault{Kind: awsemu.FaultThrottle, Times: 1}, provider.ErrNotFound, "ResourceNotFoundException", map[string]float64{"throttled": 1, "not_found": 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -344,6 +348,7 @@ func TestFaultsMapToSentinels(t *testing.T) {
 			if tc.fault != nil {
 				srv.InjectFault(*tc.fault)
 			}
+			before := counted()
 			err := get()
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
@@ -352,15 +357,17 @@ func TestFaultsMapToSentinels(t *testing.T) {
 			if msg != "spec.data[0]: "+tc.want.Error()+" ("+tc.wantCode+")" {
 				t.Fatalf("SafeMessage = %q", msg)
 			}
-			if n := srv.Calls("GetSecretValue"); n != tc.wantCalls {
-				t.Fatalf("calls = %d, want %d", n, tc.wantCalls)
+			calls, total := srv.Calls("GetSecretValue"), 0.0
+			for r, n := range counted() {
+				if d := n - before[r]; d != tc.wantCounted[r] {
+					t.Errorf("counted %v %s requests, want %v", d, r, tc.wantCounted[r])
+				}
+				total += n - before[r]
+			}
+			if total != float64(calls) {
+				t.Fatalf("counted %v requests, the emulator saw %d", total, calls)
 			}
 		})
 	}
 	srv.ClearFaults()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(observed) != len(tests) || observed[0] != "Secrets Manager/GetSecretValue/not found" {
-		t.Fatalf("observed %v", observed)
-	}
 }

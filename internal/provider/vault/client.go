@@ -343,6 +343,8 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	// server cannot make us buffer more than MaxResponseBytes (vault/api reads whole
 	// bodies, error bodies included).
 	hc.Transport = provider.LimitResponses(hc.Transport, provider.MaxResponseBytes)
+	// Every request (logins, renewals, revocations, probes included) is counted.
+	hc.Transport = provider.CountRequests(hc.Transport, Name, requests{})
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, errInvalid)

@@ -346,3 +346,67 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestBatches(t *testing.T) {
+	many := make([]string, 12)
+	for i := range many {
+		many[i] = fmt.Sprintf("/p%02d", i)
+	}
+	tests := []struct {
+		name string
+		sels []string
+		want [][]string
+	}{
+		{"one selector per parameter: calls of 10", many, [][]string{many[:10], many[10:]}},
+		{"versions of one parameter go to separate calls", []string{"/a", "/a:1", "/b", "/a:live"}, [][]string{{"/a", "/b"}, {"/a:1"}, {"/a:live"}}},
+		{"ARN and name spellings are not merged", []string{"/a", "arn:aws:ssm:eu-west-1:1:parameter/a:2"}, [][]string{{"/a", "arn:aws:ssm:eu-west-1:1:parameter/a:2"}}},
+		{"none", nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := batches(tc.sels)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("batches = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	p := func(name, sel string, version int64) ssmtypes.Parameter {
+		out := ssmtypes.Parameter{Name: awssdk.String(name), Value: awssdk.String(fmt.Sprint(name, "@", version)), Version: version}
+		if sel != "" {
+			out.Selector = awssdk.String(sel)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		sels   []string
+		params []ssmtypes.Parameter
+		want   map[string]string // selector -> value; absent: unanswered
+	}{
+		{"AWS: Selector matched exactly", []string{"/a:2", "/b:live", "/c"}, []ssmtypes.Parameter{p("/a", ":2", 2), p("/b", ":live", 5), p("/c", "", 7)},
+			map[string]string{"/a:2": "/a@2", "/b:live": "/b@5", "/c": "/c@7"}},
+		{"without Selector: version checked, label and name taken by name", []string{"/a:2", "/b:live", "/c"}, []ssmtypes.Parameter{p("/a", "", 2), p("/b", "", 5), p("/c", "", 7)},
+			map[string]string{"/a:2": "/a@2", "/b:live": "/b@5", "/c": "/c@7"}},
+		{"without Selector, another version than asked is refused", []string{"/a:2"}, []ssmtypes.Parameter{p("/a", "", 3)}, map[string]string{}},
+		{"a Selector that does not match is refused", []string{"/a:2"}, []ssmtypes.Parameter{p("/a", ":3", 3)}, map[string]string{}},
+		{"two answers without Selector for one name: only a version picks", []string{"/a:live"}, []ssmtypes.Parameter{p("/a", "", 2), p("/a", "", 3)}, map[string]string{}},
+		{"an answer for a name not asked is ignored", []string{"/a"}, []ssmtypes.Parameter{p("/z", "", 1)}, map[string]string{}},
+		{"an answer without Name is ignored", []string{"/a"}, []ssmtypes.Parameter{{Value: awssdk.String("x")}}, map[string]string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, byKey := map[string]string{}, answers(tc.sels, tc.params)
+			for _, sel := range tc.sels {
+				if p := byKey[sel]; p != nil {
+					got[sel] = *p.Value
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("answers = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

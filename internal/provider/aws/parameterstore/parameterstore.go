@@ -2,6 +2,11 @@
 // ("aws-parameterstore"). Reads go through GetParameter, batches through
 // GetParameters (10 names a call) and find through GetParametersByPath, or, with tags,
 // DescribeParameters then GetParameters. SecureStrings are always decrypted.
+//
+// A batch holds at most one selector per parameter, so that answers from
+// AWS-compatible emulators that omit GetParameters' Selector (LocalStack-style) still
+// match what was asked: a version by its Version, a label by the parameter's name
+// (GetParameters never returns labels). Answers that carry Selector match exactly.
 package parameterstore
 
 import (
@@ -207,8 +212,7 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 	}
 	var callErr error
 	calls, failed := 0, 0
-	for start := 0; start < len(sels); start += maxBatch {
-		chunk := sels[start:min(start+maxBatch, len(sels))]
+	for _, chunk := range batches(sels) {
 		calls++
 		got, err := c.getParameters(ctx, chunk)
 		if err != nil {
@@ -231,46 +235,110 @@ func (c *Client) GetSecrets(ctx context.Context, refs []provider.Ref) ([]provide
 	return res, nil
 }
 
-// getParameters reads up to 10 selectors (already checked) in one call, decrypted.
-// Only InvalidParameters makes a selector ErrNotFound; one the answer does not
-// mention, or mentions without a value, is ErrUnavailable.
+// batches packs selectors into GetParameters calls of at most maxBatch, with at most
+// one selector per parameter in a call. Then an answer without Selector still says
+// which selector it answers (see answers): AWS always returns Selector for a
+// "name:version" or "name:label" read, but LocalStack-style emulators omit it. The
+// price is one more call per extra version of one parameter read in the same round
+// (reading "/db" and "/db:3" together takes two calls); the usual round, one
+// selector per parameter, takes ceil(n/10) calls as before.
+func batches(sels []string) [][]string {
+	var out [][]string
+	var names []map[string]bool
+	for _, sel := range sels {
+		name, _ := splitSelector(sel)
+		i := 0
+		for i < len(out) && (len(out[i]) == maxBatch || names[i][name]) {
+			i++
+		}
+		if i == len(out) {
+			out = append(out, nil)
+			names = append(names, map[string]bool{})
+		}
+		out[i] = append(out[i], sel)
+		names[i][name] = true
+	}
+	return out
+}
+
+// splitSelector splits a selector we built (selector) into the parameter's name or
+// ARN and the ":version" / ":label" suffix. Parameter names never contain ':'; ARNs
+// do, before the name's last '/'.
+func splitSelector(sel string) (name, suffix string) {
+	i := strings.LastIndexByte(sel, '/') + 1
+	if j := strings.IndexByte(sel[i:], ':'); j >= 0 {
+		return sel[:i+j], sel[i+j:]
+	}
+	return sel, ""
+}
+
+// answers matches GetParameters' answers to the selectors of one call (one selector
+// per parameter: batches). An answer with Selector matches that selector exactly: its
+// bare name or, when present, its ARN plus Selector (AWS never echoes the ARN spelling
+// that may have been asked for). An answer without Selector (LocalStack-style
+// emulators; AWS for a bare name) matches the one selector asked for its parameter:
+//   - "name": it is the current version;
+//   - "name:3": only when its Version is 3 (another version is not what was asked);
+//   - "name:label": GetParameters never returns labels, so nothing can be checked: an
+//     answer for the name to a request that named the label is taken as the label's
+//     version (the server resolved the label or would have listed the selector in
+//     InvalidParameters).
+//
+// Two answers without Selector for one parameter leave "which is which?" open: only
+// a version number can then pick one.
+func answers(sels []string, params []ssmtypes.Parameter) map[string]*ssmtypes.Parameter {
+	asked := make(map[string]string, len(sels)) // name or ARN -> selector
+	for _, sel := range sels {
+		name, _ := splitSelector(sel)
+		asked[name] = sel
+	}
+	bare := map[string]int{}
+	for _, p := range params {
+		if p.Name != nil && p.Selector == nil {
+			bare[*p.Name]++
+		}
+	}
+	byKey := make(map[string]*ssmtypes.Parameter, len(params))
+	for i := range params {
+		p := &params[i]
+		if p.Name == nil {
+			continue // cannot be matched: its selector ends up IncompleteBatchResponse
+		}
+		for _, name := range []*string{p.Name, p.ARN} {
+			if name == nil {
+				continue
+			}
+			if p.Selector != nil {
+				byKey[*name+*p.Selector] = p
+				continue
+			}
+			sel, ok := asked[*name]
+			if !ok {
+				continue
+			}
+			_, suffix := splitSelector(sel)
+			switch {
+			case isNumber(strings.TrimPrefix(suffix, ":")):
+				if strconv.FormatInt(p.Version, 10) == suffix[1:] {
+					byKey[sel] = p
+				}
+			case bare[*p.Name] == 1:
+				byKey[sel] = p
+			}
+		}
+	}
+	return byKey
+}
+
+// getParameters reads up to 10 selectors (already checked, one per parameter) in one
+// call, decrypted. Only InvalidParameters makes a selector ErrNotFound; one the answer
+// does not mention, or mentions without a value, is ErrUnavailable.
 func (c *Client) getParameters(ctx context.Context, sels []string) (map[string]provider.Result, error) {
 	out, err := c.api.GetParameters(ctx, &ssm.GetParametersInput{Names: sels, WithDecryption: awssdk.Bool(true)})
 	if err != nil {
 		return nil, fmt.Errorf("parameterstore batch get of %d parameters: %w", len(sels), awsp.MapManyError(err))
 	}
-	// Answers carry the bare name (never the ARN that may have been asked for) and the
-	// selector suffix; index both spellings. An answer without Selector (emulators omit
-	// it) is indexed by its version number, and by its bare name when it is the only
-	// such answer for that name (two would leave "which is current?" open).
-	byKey := make(map[string]*ssmtypes.Parameter, 2*len(out.Parameters))
-	index := func(p *ssmtypes.Parameter, suffix string) {
-		byKey[*p.Name+suffix] = p
-		if p.ARN != nil {
-			byKey[*p.ARN+suffix] = p
-		}
-	}
-	bare := map[string]int{}
-	for _, p := range out.Parameters {
-		if p.Name != nil && p.Selector == nil {
-			bare[*p.Name]++
-		}
-	}
-	for i := range out.Parameters {
-		p := &out.Parameters[i]
-		switch {
-		case p.Name == nil:
-			continue // cannot be matched: its selector ends up IncompleteBatchResponse
-		case p.Selector != nil:
-			index(p, *p.Selector)
-			continue
-		case bare[*p.Name] == 1:
-			index(p, "")
-		}
-		if p.Version > 0 {
-			index(p, ":"+strconv.FormatInt(p.Version, 10))
-		}
-	}
+	byKey := answers(sels, out.Parameters)
 	invalid := make(map[string]bool, len(out.InvalidParameters))
 	for _, n := range out.InvalidParameters {
 		invalid[n] = true
