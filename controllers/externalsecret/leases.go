@@ -204,7 +204,6 @@ func (r *Reconciler) leaseData(es *v1alpha1.ExternalSecret, l *v1alpha1.LeaseSta
 	return out
 }
 
-
 func (r *Reconciler) revoke(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, ids []string) {
 	leaser, ok := h.Client().(provider.Leaser)
 	if !ok {

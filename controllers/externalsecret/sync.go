@@ -95,15 +95,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 		slots = 0
 	}
 	sc := &scope{es: es, store: store, admitted: filter, existing: existing, leases: r.leasesOf(es), maxAge: cacheWindow(interval)}
-	d := decide(syncFacts{
-		known:       known,
-		specChanged: (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
-		forced:      force != "" && force != es.Status.ObservedForceSync && !(known && mem.forceSync == force),
-		drifted:     r.drifted(ctx, es, existing),
-		ready:       isReady(es),
-		slotDue:     known && !mem.next.IsZero() && !now.Before(mem.next),
-		renewalDue:  leaseRenewalDue(es, sc.leases, now),
-	})
+	d := decide(r.facts(ctx, sc, mem, known, now))
 	log.FromContext(ctx).V(1).Info("sync decision", "action", d.action.String(), "why", d.why)
 	switch d.action {
 	case waitForSlot:
@@ -134,6 +126,21 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	r.mem.put(es.UID, mem)
 	return out
+}
+
+// facts gathers what the refresh decision depends on.
+func (r *Reconciler) facts(ctx context.Context, sc *scope, mem memory, known bool, now time.Time) syncFacts {
+	es := sc.es
+	force := es.Annotations[v1alpha1.AnnotationForceSync]
+	return syncFacts{
+		known:       known,
+		specChanged: (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
+		forced:      force != "" && force != es.Status.ObservedForceSync && !(known && mem.forceSync == force),
+		drifted:     r.drifted(ctx, es, sc.existing),
+		ready:       isReady(es),
+		slotDue:     known && !mem.next.IsZero() && !now.Before(mem.next),
+		renewalDue:  leaseRenewalDue(es, sc.leases, now),
+	}
 }
 
 // expect tells the fetch layer which keys es will read at its next refresh (at

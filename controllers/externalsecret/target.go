@@ -175,44 +175,9 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 	if policy == v1alpha1.CreationNone {
 		return false, nil
 	}
-	size := 0
-	for k, v := range want.data {
-		size += len(k) + len(v)
-	}
-	if policy == v1alpha1.CreationMerge && existing != nil {
-		for k, v := range existing.Data {
-			if _, ours := want.data[k]; !ours {
-				size += len(k) + len(v)
-			}
-		}
-	}
-	if size > maxSecretBytes {
-		o := failTerminal(v1alpha1.ReasonTargetTooLarge, "spec.target: the Secret's data would be %d bytes, over the 1 MiB limit", size)
-		return false, &o
-	}
-
-	switch {
-	case policy == v1alpha1.CreationMerge && existing == nil:
-		o := failTransient(v1alpha1.ReasonTargetNotFound, "spec.target.name: Secret %q does not exist (creationPolicy Merge never creates it)", targetName(es))
-		return false, &o
-	case policy != v1alpha1.CreationMerge && existing != nil && !ownedBy(existing, es):
-		o := failTerminal(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q exists and is not owned by this ExternalSecret", targetName(es))
-		return false, &o
-	case policy == v1alpha1.CreationMerge:
-		if why := r.mergeRefusal(existing, es, want.data); why != "" {
-			o := failTerminal(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q %s", targetName(es), why)
-			return false, &o
-		}
-	}
-	if t := corev1.SecretType(want.secretType); t == corev1.SecretTypeServiceAccountToken || t == corev1.SecretTypeBootstrapToken {
-		// Admission refuses these types too (CEL); an object stored before that rule must not get one.
-		o := failTerminal(v1alpha1.ReasonInvalidSpec, "spec.target.template.type: %s is not allowed", t)
-		return false, &o
-	}
-	if o := tlsKeysMissing(want, existing, policy); o != nil {
+	if o := r.refuseWrite(es, existing, want, policy); o != nil {
 		return false, o
 	}
-
 	if existing == nil {
 		s := r.desired(es, nil, want)
 		if err := r.Client.Create(ctx, s); err != nil {
@@ -384,4 +349,44 @@ func tlsKeysMissing(want rendered, existing *corev1.Secret, policy v1alpha1.Crea
 	}
 	o := failTerminal(v1alpha1.ReasonInvalidTemplate, "spec.target.template.type: kubernetes.io/tls needs keys tls.crt and tls.key; the data has no %s (map them with a template or a rewrite)", strings.Join(missing, " or "))
 	return &o
+}
+
+// refuseWrite says why the target must not be written: too large, not ours, a
+// type that cannot be had, or a TLS Secret without its key pair.
+func (r *Reconciler) refuseWrite(es *v1alpha1.ExternalSecret, existing *corev1.Secret, want rendered, policy v1alpha1.CreationPolicy) *outcome {
+	size := 0
+	for k, v := range want.data {
+		size += len(k) + len(v)
+	}
+	if policy == v1alpha1.CreationMerge && existing != nil {
+		for k, v := range existing.Data {
+			if _, ours := want.data[k]; !ours {
+				size += len(k) + len(v)
+			}
+		}
+	}
+	if size > maxSecretBytes {
+		o := failTerminal(v1alpha1.ReasonTargetTooLarge, "spec.target: the Secret's data would be %d bytes, over the 1 MiB limit", size)
+		return &o
+	}
+
+	switch {
+	case policy == v1alpha1.CreationMerge && existing == nil:
+		o := failTransient(v1alpha1.ReasonTargetNotFound, "spec.target.name: Secret %q does not exist (creationPolicy Merge never creates it)", targetName(es))
+		return &o
+	case policy != v1alpha1.CreationMerge && existing != nil && !ownedBy(existing, es):
+		o := failTerminal(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q exists and is not owned by this ExternalSecret", targetName(es))
+		return &o
+	case policy == v1alpha1.CreationMerge:
+		if why := r.mergeRefusal(existing, es, want.data); why != "" {
+			o := failTerminal(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q %s", targetName(es), why)
+			return &o
+		}
+	}
+	if t := corev1.SecretType(want.secretType); t == corev1.SecretTypeServiceAccountToken || t == corev1.SecretTypeBootstrapToken {
+		// Admission refuses these types too (CEL); an object stored before that rule must not get one.
+		o := failTerminal(v1alpha1.ReasonInvalidSpec, "spec.target.template.type: %s is not allowed", t)
+		return &o
+	}
+	return tlsKeysMissing(want, existing, policy)
 }

@@ -15,6 +15,7 @@ package fetch
 import (
 	"context"
 	"fmt"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sort"
 	"strings"
 	"sync"
@@ -131,6 +132,12 @@ func (f *Fetcher) For(ctx context.Context, store v1alpha1.GenericStore, consumer
 		return nil, err
 	}
 	old := s.handle
+	why := "first use"
+	if old != nil {
+		why = "store spec or credential Secrets changed"
+	}
+	log.FromContext(ctx).V(1).Info("backend client built", "storeKind", store.GetKind(), "store", store.GetName(),
+		"storeNamespace", store.GetNamespace(), "consumerNamespace", consumer, "provider", p.Name(), "why", why)
 	s.handle = newHandle(p.Name(), c, f.opts)
 	s.identity = id
 	if old != nil {

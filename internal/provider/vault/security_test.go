@@ -216,7 +216,7 @@ func TestCanonicalKeysReachTheirPath(t *testing.T) {
 		"GET database/creds/team-a":          answer(200, `{"lease_id":"l","data":{"password":"p"}}`),
 		"PUT team-a/transit/decrypt/app-key": answer(200, `{"data":{"plaintext":"aGk="}}`),
 		"LIST secret/metadata/team-a/":       answer(200, `{"data":{"keys":["app"]}}`),
-		"PUT pki/issue/web":                  answer(200, `{"data":{"certificate":"c"}}`),
+		"PUT pki/issue/web":                  answer(200, `{"data":{"certificate":"c","serial_number":"01:02","expiration":4102444800}}`),
 	})
 	c := loopbackClient(t, v.srv.URL, nil)
 	c1 := loopbackClient(t, v.srv.URL, func(s *v1alpha1.VaultProvider) { s.Version, s.Path = v1alpha1.VaultKVv1, "kv1" })
