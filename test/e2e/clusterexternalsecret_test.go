@@ -228,7 +228,7 @@ func TestClusterExternalSecret(t *testing.T) {
 		}
 		// Any namespace's label change makes every ClusterExternalSecret reconcile.
 		labelNamespace(t, c, others[5], map[string]string{"admit": "yes", "touched": "1"})
-		time.Sleep(time.Second)
+		LetTimePass(t, time.Second, "the label change reaches every ClusterExternalSecret")
 		for _, es := range stamped() {
 			if rvs[es.Namespace] != es.ResourceVersion {
 				t.Errorf("stamped ExternalSecret in %s written: resourceVersion %s → %s", es.Namespace, rvs[es.Namespace], es.ResourceVersion)

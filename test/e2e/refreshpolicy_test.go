@@ -55,10 +55,10 @@ func TestRefreshPolicy(t *testing.T) {
 
 	t.Run("OnChange: no read on the interval; spec edit, drift and force-sync do sync", func(t *testing.T) {
 		ns, es := policy(t, v1alpha1.RefreshOnChange)
-		time.Sleep(time.Second) // let the first sync settle
+		LetTimePass(t, time.Second, "the first sync settles")
 		reads := env.mem.KeyCalls(ns + "/k")
 		env.mem.Put(ns+"/k", []byte("v2"), nil)
-		time.Sleep(4 * time.Second) // four intervals
+		LetTimePass(t, 4*time.Second, "four refresh intervals with no read allowed")
 		if got := env.mem.KeyCalls(ns+"/k") - reads; got != 0 {
 			t.Fatalf("%d backend reads on the interval, want 0", got)
 		}
@@ -83,9 +83,9 @@ func TestRefreshPolicy(t *testing.T) {
 		})
 		Eventually(t, 10*time.Second, "force-sync", func() bool { return value(t, ns, "k") == "v3" })
 
-		time.Sleep(time.Second)
+		LetTimePass(t, time.Second, "the force-sync settles")
 		reads = env.mem.KeyCalls(ns + "/k")
-		time.Sleep(3 * time.Second)
+		LetTimePass(t, 3*time.Second, "three refresh intervals with no read allowed")
 		if got := env.mem.KeyCalls(ns+"/k") - reads; got != 0 {
 			t.Fatalf("%d backend reads on the interval after the syncs, want 0", got)
 		}
@@ -93,7 +93,7 @@ func TestRefreshPolicy(t *testing.T) {
 
 	t.Run("CreatedOnce: one read, then the Secret is never written again until deleted", func(t *testing.T) {
 		ns, es := policy(t, v1alpha1.RefreshCreatedOnce)
-		time.Sleep(time.Second) // let the first sync settle
+		LetTimePass(t, time.Second, "the first sync settles")
 		if got := env.mem.KeyCalls(ns + "/k"); got != 1 {
 			t.Fatalf("%d backend reads for the first sync, want 1", got)
 		}
@@ -105,7 +105,7 @@ func TestRefreshPolicy(t *testing.T) {
 		rv := s.ResourceVersion
 		untouched := func(t *testing.T, what string) {
 			t.Helper()
-			time.Sleep(3 * time.Second) // three intervals
+			LetTimePass(t, 3*time.Second, "three refresh intervals")
 			if s := env.secret(t, ns, "es"); s == nil || s.ResourceVersion != rv {
 				t.Fatalf("%s: the Secret was written: %+v", what, s)
 			}
@@ -130,7 +130,7 @@ func TestRefreshPolicy(t *testing.T) {
 
 		must(t, c.Delete(ctx, env.secret(t, ns, "es")))
 		Eventually(t, 10*time.Second, "deleted Secret re-created", func() bool { return value(t, ns, "k") == "v2" && value(t, ns, "k2") == "v2" })
-		time.Sleep(3 * time.Second)
+		LetTimePass(t, 3*time.Second, "three intervals after the re-creation")
 		if got := env.mem.KeyCalls(ns + "/k"); got != 2 {
 			t.Fatalf("%d backend reads after the re-creation, want 2 (one more)", got)
 		}

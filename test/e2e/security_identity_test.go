@@ -158,7 +158,7 @@ func TestSecurityIdentity(t *testing.T) {
 			WaitESReason(t, c, 30*time.Second, ns, tc.store, v1alpha1.ReasonStoreNotReady)
 		}
 		// Give a wrongly built client time to sync anyway: still no data.
-		time.Sleep(2 * time.Second)
+		LetTimePass(t, 2*time.Second, "a wrongly built client would have synced by now")
 		for _, tc := range cases {
 			if s := GetSecret(t, c, ns, tc.store); s != nil {
 				t.Errorf("Secret %s/%s was written from a store without auth: %v", ns, tc.store, s.Data)

@@ -117,7 +117,7 @@ func TestVaultPKI(t *testing.T) {
 	// A restart right after a re-issue (the next one is ~9 s away) issues nothing.
 	op.Stop()
 	StartOperator(t, kube, reg)
-	time.Sleep(4 * time.Second) // let the restarted operator look at everything once
+	LetTimePass(t, 4*time.Second, "the restarted operator looks at everything once")
 	if now, _ := current(); now != second {
 		t.Fatalf("the restart re-issued: serial %s -> %s", second, now)
 	}
