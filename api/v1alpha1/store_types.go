@@ -178,8 +178,16 @@ type VaultProvider struct {
 	Auth VaultAuth `json:"auth"`
 }
 
-// CAProvider names a PEM bundle in a Secret or ConfigMap.
+// CAProvider types.
+const (
+	CAProviderSecret    = "Secret"
+	CAProviderConfigMap = "ConfigMap"
+)
+
+// CAProvider names a PEM bundle in a Secret or ConfigMap. Its resourceVersion is
+// part of the store's client identity: editing the bundle rebuilds the client.
 type CAProvider struct {
+	// Type of the object holding the bundle: Secret or ConfigMap.
 	// +required
 	// +kubebuilder:validation:Enum=Secret;ConfigMap
 	Type string `json:"type"`

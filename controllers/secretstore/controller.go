@@ -32,6 +32,7 @@ import (
 // +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores;clustersecretstores,verbs=get;list;watch
 // +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores/status;clustersecretstores/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
 
 // Defaults of the Reconciler's tuning fields.
 const (
@@ -150,7 +151,7 @@ func (r *Reconciler) validate(store v1alpha1.GenericStore) string {
 	if err != nil {
 		return provider.SafeMessage(err)
 	}
-	return ""
+	return checkConditions(store.GetSpec().Conditions)
 }
 
 // readyAndCurrent: the store's status says Ready for its current spec.
