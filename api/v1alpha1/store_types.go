@@ -42,6 +42,7 @@ type ServiceAccountSelector struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
 	Audiences []string `json:"audiences,omitempty"`
 }
 
@@ -55,6 +56,7 @@ type SecretStoreSpec struct {
 	// NAMESPACE MAY USE IT. Forbidden on a namespaced SecretStore.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
 	Conditions []StoreCondition `json:"conditions,omitempty"`
 }
 
@@ -290,6 +292,7 @@ type StoreCondition struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
+	// +listType=atomic
 	Namespaces []string `json:"namespaces,omitempty"`
 	// NamespaceSelector admits namespaces by label.
 	// +optional
@@ -301,6 +304,7 @@ type StoreCondition struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=atomic
 	AllowedKeys []string `json:"allowedKeys,omitempty"`
 }
 
@@ -310,6 +314,8 @@ type SecretStoreStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
@@ -327,7 +333,8 @@ type SecretStoreStatus struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.aws) || !has(self.spec.provider.aws.auth) || ((!has(self.spec.provider.aws.auth.secretRef) || (!has(self.spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.__namespace__) && !has(self.spec.provider.aws.auth.secretRef.secretAccessKeySecretRef.__namespace__) && (!has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef) || !has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef.__namespace__)))) && (!has(self.spec.provider.aws.auth.jwt) || !has(self.spec.provider.aws.auth.jwt.serviceAccountRef.__namespace__)))",message="spec.provider.aws.auth: a SecretStore's references cannot set namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.vault) || ((!has(self.spec.provider.vault.caProvider) || !has(self.spec.provider.vault.caProvider.__namespace__)) && (!has(self.spec.provider.vault.auth.tokenSecretRef) || !has(self.spec.provider.vault.auth.tokenSecretRef.__namespace__)) && (!has(self.spec.provider.vault.auth.appRole) || (!has(self.spec.provider.vault.auth.appRole.secretRef.__namespace__) && (!has(self.spec.provider.vault.auth.appRole.roleRef) || !has(self.spec.provider.vault.auth.appRole.roleRef.__namespace__)))) && (!has(self.spec.provider.vault.auth.kubernetes) || !has(self.spec.provider.vault.auth.kubernetes.serviceAccountRef.__namespace__)) && (!has(self.spec.provider.vault.auth.jwt) || ((!has(self.spec.provider.vault.auth.jwt.secretRef) || !has(self.spec.provider.vault.auth.jwt.secretRef.__namespace__)) && (!has(self.spec.provider.vault.auth.jwt.kubernetesServiceAccountToken) || !has(self.spec.provider.vault.auth.jwt.kubernetesServiceAccountToken.serviceAccountRef.__namespace__)))))",message="spec.provider.vault: a SecretStore's references cannot set namespace"
 type SecretStore struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -356,7 +363,8 @@ type SecretStoreList struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.aws) || !has(self.spec.provider.aws.auth) || !has(self.spec.provider.aws.auth.secretRef) || (has(self.spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.__namespace__) && has(self.spec.provider.aws.auth.secretRef.secretAccessKeySecretRef.__namespace__) && (!has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef) || has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef.__namespace__)))",message="spec.provider.aws.auth.secretRef: a ClusterSecretStore's Secret references must set namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.vault) || ((!has(self.spec.provider.vault.caProvider) || has(self.spec.provider.vault.caProvider.__namespace__)) && (!has(self.spec.provider.vault.auth.tokenSecretRef) || has(self.spec.provider.vault.auth.tokenSecretRef.__namespace__)) && (!has(self.spec.provider.vault.auth.appRole) || (has(self.spec.provider.vault.auth.appRole.secretRef.__namespace__) && (!has(self.spec.provider.vault.auth.appRole.roleRef) || has(self.spec.provider.vault.auth.appRole.roleRef.__namespace__)))) && (!has(self.spec.provider.vault.auth.jwt) || !has(self.spec.provider.vault.auth.jwt.secretRef) || has(self.spec.provider.vault.auth.jwt.secretRef.__namespace__)))",message="spec.provider.vault: a ClusterSecretStore's Secret references must set namespace"
 type ClusterSecretStore struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -393,5 +401,5 @@ func (s *ClusterSecretStore) GetStatus() *SecretStoreStatus {
 }
 
 func init() {
-	SchemeBuilder.Register(&SecretStore{}, &SecretStoreList{}, &ClusterSecretStore{}, &ClusterSecretStoreList{})
+	objectTypes = append(objectTypes, &SecretStore{}, &SecretStoreList{}, &ClusterSecretStore{}, &ClusterSecretStoreList{})
 }

@@ -182,7 +182,7 @@ func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (st
 		// Whatever the provider made of it, the cause is the deadline.
 		return v1alpha1.ReasonBackendUnreachable, fmt.Sprintf("spec.provider: the backend did not answer within %s", timeout), true
 	}
-	switch provider.Classify(err) {
+	switch provider.Classify(err) { //nolint:errorlint // Classify returns the bare sentinel (it does the errors.Is)
 	case nil:
 		if err != nil {
 			return v1alpha1.ReasonBackendUnreachable, provider.SafeMessage(err), true

@@ -322,7 +322,7 @@ func FuzzCheckPattern(f *testing.F) {
 		}
 		alone := regexp.MustCompile(pattern)
 		alone.Longest()
-		if loc := alone.FindStringIndex(key); loc == nil || loc[0] != 0 || loc[1] != len(key) {
+		if loc := alone.FindStringIndex(key); len(loc) != 2 || loc[0] != 0 || loc[1] != len(key) {
 			t.Fatalf("pattern %q: anchored form admits %q, the pattern alone matches %v", pattern, key, loc)
 		}
 	})

@@ -107,7 +107,7 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 			return fmt.Errorf("spec.provider.vault.caBundle: not base64: %w", errInvalid)
 		}
 		if err := checkPEM(raw); err != nil {
-			return fmt.Errorf("spec.provider.vault.caBundle: %v: %w", err, errInvalid)
+			return fmt.Errorf("spec.provider.vault.caBundle: %w: %w", err, errInvalid)
 		}
 	}
 	if cp := spec.CAProvider; cp != nil && cp.Type != v1alpha1.CAProviderSecret && cp.Type != v1alpha1.CAProviderConfigMap {
@@ -218,7 +218,7 @@ func caBundle(ctx context.Context, store v1alpha1.GenericStore, kube provider.Ku
 		return nil, fmt.Errorf("spec.provider.vault.caProvider: %w", err)
 	}
 	if err := checkPEM(b); err != nil {
-		return nil, fmt.Errorf("spec.provider.vault.caProvider: %s key %q: %v: %w", strings.ToLower(cp.Type), cp.Key, err, errInvalid)
+		return nil, fmt.Errorf("spec.provider.vault.caProvider: %s key %q: %w: %w", strings.ToLower(cp.Type), cp.Key, err, errInvalid)
 	}
 	return b, nil
 }
