@@ -305,6 +305,7 @@ type StoreCondition struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=512
 	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(p, ''.matches(p) == ''.matches('^(?:' + p + ')$'))",message="spec.conditions[].allowedKeys: every pattern must be an RE2 regular expression, also when anchored as ^(?:pattern)$"
 	AllowedKeys []string `json:"allowedKeys,omitempty"`
 }
 

@@ -15,6 +15,9 @@ import (
 // label selector, or an allowedKeys pattern that is not an RE2 expression. Admission
 // (controllers/externalsecret) skips such entries, so it fails closed, but without
 // this check the store would say Ready while an entry silently admits nothing.
+// Admission refuses such patterns too (a CEL rule on allowedKeys, same RE2 engine);
+// this check still covers stores stored before that rule, and selectors, which CEL
+// cannot parse.
 func checkConditions(conds []v1alpha1.StoreCondition) string {
 	var problems []string
 	for i, c := range conds {

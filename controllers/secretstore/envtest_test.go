@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,10 +21,11 @@ import (
 )
 
 // The one test of this package against a real API server: what the fake client
-// cannot show. A regexp admission accepts (CEL cannot compile RE2) is refused by the
-// controller through the real status subresource, and a fixed spec (new generation)
-// becomes Valid; a CA bundle in a ConfigMap is part of the credential identity as
-// read through the real API (metadata-only GET of a ConfigMap).
+// cannot show. Admission (CEL) refuses an allowedKeys pattern that does not compile
+// alone or anchored; a namespaceSelector admission cannot judge is refused by the
+// controller through the real status subresource, and the fixed spec (new
+// generation) becomes Valid; a CA bundle in a ConfigMap is part of the credential
+// identity as read through the real API (metadata-only GET of a ConfigMap).
 func TestEnvtestStore(t *testing.T) {
 	k := testenv.StartKube(t)
 	ctx := context.Background()
@@ -45,10 +47,18 @@ func TestEnvtestStore(t *testing.T) {
 	spec := tokenVault()
 	spec.Provider.Vault.Auth.TokenSecretRef.Namespace = ns
 	spec.Provider.Vault.CAProvider = &v1alpha1.CAProvider{Type: v1alpha1.CAProviderConfigMap, Name: "ca", Key: "ca.crt", Namespace: ns}
-	spec.Conditions = []v1alpha1.StoreCondition{{Namespaces: []string{ns}, AllowedKeys: []string{"team-a/.*", "a)|(.*"}}}
+	for _, pattern := range []string{"a(", "a)|(.*", `\Qteam-a/`} {
+		spec.Conditions = []v1alpha1.StoreCondition{{Namespaces: []string{ns}, AllowedKeys: []string{"team-a/.*", pattern}}}
+		err := k.Client.Create(ctx, &v1alpha1.ClusterSecretStore{ObjectMeta: metav1.ObjectMeta{Name: "bad-" + ns}, Spec: spec})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.conditions[0].allowedKeys") {
+			t.Fatalf("pattern %q: create = %v, want Invalid naming spec.conditions[0].allowedKeys", pattern, err)
+		}
+	}
+	spec.Conditions = []v1alpha1.StoreCondition{{NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "team", Operator: metav1.LabelSelectorOpIn}}}}} // In without values: admission cannot tell
 	store := &v1alpha1.ClusterSecretStore{ObjectMeta: metav1.ObjectMeta{Name: "css-" + ns}, Spec: spec}
 	if err := k.Client.Create(ctx, store); err != nil {
-		t.Fatalf("admission refused a pattern only the controller can judge: %v", err)
+		t.Fatalf("create: %v", err)
 	}
 	t.Cleanup(func() { _ = k.Client.Delete(context.Background(), store) })
 
@@ -62,11 +72,11 @@ func TestEnvtestStore(t *testing.T) {
 		}
 		return meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionReady)
 	}
-	if c := ready(); c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || !strings.Contains(c.Message, "spec.conditions[0].allowedKeys[1]: invalid regexp") {
-		t.Fatalf("Ready = %+v, want InvalidSpec naming spec.conditions[0].allowedKeys[1]", c)
+	if c := ready(); c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || !strings.Contains(c.Message, "spec.conditions[0].namespaceSelector: invalid label selector") {
+		t.Fatalf("Ready = %+v, want InvalidSpec naming spec.conditions[0].namespaceSelector", c)
 	}
 
-	store.Spec.Conditions[0].AllowedKeys = []string{"team-a/.*"}
+	store.Spec.Conditions[0].NamespaceSelector.MatchExpressions[0].Values = []string{"a"}
 	if err := k.Client.Update(ctx, store); err != nil {
 		t.Fatal(err)
 	}
