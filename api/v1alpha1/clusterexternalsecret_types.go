@@ -28,11 +28,13 @@ type ClusterExternalSecretSpec struct {
 	// gets the ExternalSecret.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
 	NamespaceSelectors []metav1.LabelSelector `json:"namespaceSelectors,omitempty"`
 	// Namespaces are also matched by name.
 	// +optional
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
+	// +listType=atomic
 	Namespaces []string `json:"namespaces,omitempty"`
 	// ExternalSecretName is the name of the stamped ExternalSecrets (default: the
 	// ClusterExternalSecret's name).
@@ -50,8 +52,11 @@ type ClusterExternalSecretSpec struct {
 
 // FailedNamespace is a matched namespace that has no ExternalSecret of ours.
 type FailedNamespace struct {
+	// Namespace that has no ExternalSecret of ours.
+	// +required
 	Namespace string `json:"namespace"`
 	// Reason: AlreadyExists, or the API server's reason for a failed write.
+	// +required
 	Reason string `json:"reason"`
 }
 
@@ -61,14 +66,18 @@ type ClusterExternalSecretStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// ProvisionedNamespaces hold an ExternalSecret of this ClusterExternalSecret (sorted).
 	// +optional
+	// +listType=atomic
 	ProvisionedNamespaces []string `json:"provisionedNamespaces,omitempty"`
 	// FailedNamespaces are matched but hold no ExternalSecret of ours (sorted).
 	// +optional
+	// +listType=atomic
 	FailedNamespaces []FailedNamespace `json:"failedNamespaces,omitempty"`
 }
 
@@ -81,7 +90,8 @@ type ClusterExternalSecretStatus struct {
 // +kubebuilder:printcolumn:name="REASON",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClusterExternalSecret struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -100,5 +110,5 @@ type ClusterExternalSecretList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ClusterExternalSecret{}, &ClusterExternalSecretList{})
+	objectTypes = append(objectTypes, &ClusterExternalSecret{}, &ClusterExternalSecretList{})
 }

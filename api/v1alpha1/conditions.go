@@ -63,8 +63,6 @@ const (
 	LabelManaged = "secretsync.dev/managed"
 	// AnnotationForceSync: any new value makes the controller refresh now.
 	AnnotationForceSync = "secretsync.dev/force-sync"
-	// AnnotationDataHash on a target Secret records the keyed hash of the data we wrote.
-	AnnotationDataHash = "secretsync.dev/data-hash"
 	// FinalizerLeases guards revocation of dynamic-secret leases.
 	FinalizerLeases = "secretsync.dev/leases"
 )

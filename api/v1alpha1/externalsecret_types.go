@@ -39,11 +39,13 @@ type ExternalSecretSpec struct {
 	// Data maps single remote values to keys of the target Secret.
 	// +optional
 	// +kubebuilder:validation:MaxItems=256
+	// +listType=atomic
 	Data []DataItem `json:"data,omitempty"`
 
 	// DataFrom merges many keys at once into the target Secret.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
 	DataFrom []DataFromSource `json:"dataFrom,omitempty"`
 }
 
@@ -245,6 +247,7 @@ type DataFromSource struct {
 	// Rewrite renames the resulting keys; rules apply in order, each replacing all matches.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
 	Rewrite []Rewrite `json:"rewrite,omitempty"`
 }
 
@@ -340,6 +343,8 @@ type ExternalSecretStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
@@ -352,12 +357,14 @@ type ExternalSecretStatus struct {
 	Target *TargetStatus `json:"target,omitempty"`
 	// Sources: which version of each remote key is in the Secret.
 	// +optional
+	// +listType=atomic
 	Sources []SourceStatus `json:"sources,omitempty"`
 	// DataHash is a keyed HMAC-SHA256 of the target data, for drift detection; never the data.
 	// +optional
 	DataHash string `json:"dataHash,omitempty"`
 	// Leases of dynamic secrets currently in the Secret.
 	// +optional
+	// +listType=atomic
 	Leases []LeaseStatus `json:"leases,omitempty"`
 	// ObservedForceSync is the last value of the secretsync.dev/force-sync
 	// annotation that a successful refresh handled. A different value triggers
@@ -368,11 +375,15 @@ type ExternalSecretStatus struct {
 
 // TargetStatus names the written Secret.
 type TargetStatus struct {
+	// Name of the Secret.
+	// +required
 	Name string `json:"name"`
 }
 
 // SourceStatus is one (remote key, version) read.
 type SourceStatus struct {
+	// Key as the spec names it.
+	// +required
 	Key string `json:"key"`
 	// +optional
 	Version string `json:"version,omitempty"`
@@ -381,6 +392,7 @@ type SourceStatus struct {
 // LeaseStatus records a dynamic-secret lease so renewal survives operator restarts.
 type LeaseStatus struct {
 	// ID is the lease id, or a certificate's serial number (kind Certificate).
+	// +required
 	ID string `json:"id"`
 	// Kind is empty for a lease, Certificate for a certificate issued without a lease
 	// (PKI): re-issued at renewPercent of its lifetime, never renewed, kept here until
@@ -390,17 +402,23 @@ type LeaseStatus struct {
 	Kind string `json:"kind,omitempty"`
 	// Path the lease was issued from.
 	// +optional
-	Path       string `json:"path,omitempty"`
-	TTLSeconds int64  `json:"ttlSeconds"`
-	Renewable  bool   `json:"renewable"`
+	Path string `json:"path,omitempty"`
+	// TTLSeconds is the lease duration the backend granted.
+	// +required
+	TTLSeconds int64 `json:"ttlSeconds"`
+	// Renewable says whether the backend allows renewing the lease.
+	// +required
+	Renewable bool `json:"renewable"`
 	// IssuedAt is when the credentials were issued (renewals keep it).
 	// +optional
 	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
 	// ExpiresAt is when the lease ends unless renewed.
+	// +required
 	ExpiresAt metav1.Time `json:"expiresAt"`
 	// Keys are the NAMES of the keys the lease's data produced (never values), so a
 	// restarted operator can keep using the credentials already in the Secret.
 	// +optional
+	// +listType=atomic
 	Keys []string `json:"keys,omitempty"`
 }
 
@@ -415,7 +433,8 @@ type LeaseStatus struct {
 // +kubebuilder:printcolumn:name="SYNCED",type=date,JSONPath=`.status.syncedAt`
 // +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type ExternalSecret struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -434,5 +453,5 @@ type ExternalSecretList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ExternalSecret{}, &ExternalSecretList{})
+	objectTypes = append(objectTypes, &ExternalSecret{}, &ExternalSecretList{})
 }

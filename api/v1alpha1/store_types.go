@@ -42,6 +42,7 @@ type ServiceAccountSelector struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
 	Audiences []string `json:"audiences,omitempty"`
 }
 
@@ -55,6 +56,7 @@ type SecretStoreSpec struct {
 	// NAMESPACE MAY USE IT. Forbidden on a namespaced SecretStore.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
 	Conditions []StoreCondition `json:"conditions,omitempty"`
 }
 
@@ -178,8 +180,16 @@ type VaultProvider struct {
 	Auth VaultAuth `json:"auth"`
 }
 
-// CAProvider names a PEM bundle in a Secret or ConfigMap.
+// CAProvider types.
+const (
+	CAProviderSecret    = "Secret"
+	CAProviderConfigMap = "ConfigMap"
+)
+
+// CAProvider names a PEM bundle in a Secret or ConfigMap. Its resourceVersion is
+// part of the store's client identity: editing the bundle rebuilds the client.
 type CAProvider struct {
+	// Type of the object holding the bundle: Secret or ConfigMap.
 	// +required
 	// +kubebuilder:validation:Enum=Secret;ConfigMap
 	Type string `json:"type"`
@@ -282,6 +292,7 @@ type StoreCondition struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
+	// +listType=atomic
 	Namespaces []string `json:"namespaces,omitempty"`
 	// NamespaceSelector admits namespaces by label.
 	// +optional
@@ -293,6 +304,8 @@ type StoreCondition struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(p, ''.matches(p) == ''.matches('^(?:' + p + ')$'))",message="spec.conditions[].allowedKeys: every pattern must be an RE2 regular expression, also when anchored as ^(?:pattern)$"
 	AllowedKeys []string `json:"allowedKeys,omitempty"`
 }
 
@@ -302,6 +315,8 @@ type SecretStoreStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// ObservedGeneration is the generation the status describes.
 	// +optional
@@ -319,7 +334,8 @@ type SecretStoreStatus struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.aws) || !has(self.spec.provider.aws.auth) || ((!has(self.spec.provider.aws.auth.secretRef) || (!has(self.spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.__namespace__) && !has(self.spec.provider.aws.auth.secretRef.secretAccessKeySecretRef.__namespace__) && (!has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef) || !has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef.__namespace__)))) && (!has(self.spec.provider.aws.auth.jwt) || !has(self.spec.provider.aws.auth.jwt.serviceAccountRef.__namespace__)))",message="spec.provider.aws.auth: a SecretStore's references cannot set namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.vault) || ((!has(self.spec.provider.vault.caProvider) || !has(self.spec.provider.vault.caProvider.__namespace__)) && (!has(self.spec.provider.vault.auth.tokenSecretRef) || !has(self.spec.provider.vault.auth.tokenSecretRef.__namespace__)) && (!has(self.spec.provider.vault.auth.appRole) || (!has(self.spec.provider.vault.auth.appRole.secretRef.__namespace__) && (!has(self.spec.provider.vault.auth.appRole.roleRef) || !has(self.spec.provider.vault.auth.appRole.roleRef.__namespace__)))) && (!has(self.spec.provider.vault.auth.kubernetes) || !has(self.spec.provider.vault.auth.kubernetes.serviceAccountRef.__namespace__)) && (!has(self.spec.provider.vault.auth.jwt) || ((!has(self.spec.provider.vault.auth.jwt.secretRef) || !has(self.spec.provider.vault.auth.jwt.secretRef.__namespace__)) && (!has(self.spec.provider.vault.auth.jwt.kubernetesServiceAccountToken) || !has(self.spec.provider.vault.auth.jwt.kubernetesServiceAccountToken.serviceAccountRef.__namespace__)))))",message="spec.provider.vault: a SecretStore's references cannot set namespace"
 type SecretStore struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -348,7 +364,8 @@ type SecretStoreList struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.aws) || !has(self.spec.provider.aws.auth) || !has(self.spec.provider.aws.auth.secretRef) || (has(self.spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.__namespace__) && has(self.spec.provider.aws.auth.secretRef.secretAccessKeySecretRef.__namespace__) && (!has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef) || has(self.spec.provider.aws.auth.secretRef.sessionTokenSecretRef.__namespace__)))",message="spec.provider.aws.auth.secretRef: a ClusterSecretStore's Secret references must set namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.provider.vault) || ((!has(self.spec.provider.vault.caProvider) || has(self.spec.provider.vault.caProvider.__namespace__)) && (!has(self.spec.provider.vault.auth.tokenSecretRef) || has(self.spec.provider.vault.auth.tokenSecretRef.__namespace__)) && (!has(self.spec.provider.vault.auth.appRole) || (has(self.spec.provider.vault.auth.appRole.secretRef.__namespace__) && (!has(self.spec.provider.vault.auth.appRole.roleRef) || has(self.spec.provider.vault.auth.appRole.roleRef.__namespace__)))) && (!has(self.spec.provider.vault.auth.jwt) || !has(self.spec.provider.vault.auth.jwt.secretRef) || has(self.spec.provider.vault.auth.jwt.secretRef.__namespace__)))",message="spec.provider.vault: a ClusterSecretStore's Secret references must set namespace"
 type ClusterSecretStore struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
@@ -385,5 +402,5 @@ func (s *ClusterSecretStore) GetStatus() *SecretStoreStatus {
 }
 
 func init() {
-	SchemeBuilder.Register(&SecretStore{}, &SecretStoreList{}, &ClusterSecretStore{}, &ClusterSecretStoreList{})
+	objectTypes = append(objectTypes, &SecretStore{}, &SecretStoreList{}, &ClusterSecretStore{}, &ClusterSecretStoreList{})
 }

@@ -32,6 +32,7 @@ import (
 // +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores;clustersecretstores,verbs=get;list;watch
 // +kubebuilder:rbac:groups=secretsync.dev,resources=secretstores/status;clustersecretstores/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
 
 // Defaults of the Reconciler's tuning fields.
 const (
@@ -150,7 +151,7 @@ func (r *Reconciler) validate(store v1alpha1.GenericStore) string {
 	if err != nil {
 		return provider.SafeMessage(err)
 	}
-	return ""
+	return checkConditions(store.GetSpec().Conditions)
 }
 
 // readyAndCurrent: the store's status says Ready for its current spec.
@@ -181,20 +182,25 @@ func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (st
 		// Whatever the provider made of it, the cause is the deadline.
 		return v1alpha1.ReasonBackendUnreachable, fmt.Sprintf("spec.provider: the backend did not answer within %s", timeout), true
 	}
-	switch provider.Classify(err) {
-	case nil:
-		if err != nil {
-			return v1alpha1.ReasonBackendUnreachable, provider.SafeMessage(err), true
-		}
+	if err == nil {
 		return v1alpha1.ReasonValid, "store is valid and the backend answered", false
-	case provider.ErrCredentials:
-		return v1alpha1.ReasonCredentialsNotFound, provider.SafeMessage(err), true
-	case provider.ErrAuth, provider.ErrAccessDenied:
-		return v1alpha1.ReasonAuthFailed, provider.SafeMessage(err), true
-	case provider.ErrInvalid:
-		return v1alpha1.ReasonInvalidSpec, provider.SafeMessage(err), false
+	}
+	if r, ok := checkReasons[provider.Classify(err)]; ok {
+		return r.reason, provider.SafeMessage(err), r.transient
 	}
 	return v1alpha1.ReasonBackendUnreachable, provider.SafeMessage(err), true
+}
+
+// checkReasons maps the class of a failed check (provider.Classify) to the Ready
+// reason and whether it is transient; any other failure is BackendUnreachable.
+var checkReasons = map[error]struct {
+	reason    string
+	transient bool
+}{
+	provider.ErrCredentials:  {v1alpha1.ReasonCredentialsNotFound, true},
+	provider.ErrAuth:         {v1alpha1.ReasonAuthFailed, true},
+	provider.ErrAccessDenied: {v1alpha1.ReasonAuthFailed, true},
+	provider.ErrInvalid:      {v1alpha1.ReasonInvalidSpec, false},
 }
 
 func computeStatus(store v1alpha1.GenericStore, reason, msg string) v1alpha1.SecretStoreStatus {

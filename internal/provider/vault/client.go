@@ -107,11 +107,11 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 			return fmt.Errorf("spec.provider.vault.caBundle: not base64: %w", errInvalid)
 		}
 		if err := checkPEM(raw); err != nil {
-			return fmt.Errorf("spec.provider.vault.caBundle: %v: %w", err, errInvalid)
+			return fmt.Errorf("spec.provider.vault.caBundle: %w: %w", err, errInvalid)
 		}
 	}
-	if cp := spec.CAProvider; cp != nil && cp.Type != "Secret" {
-		return fmt.Errorf("spec.provider.vault.caProvider.type: %q is not supported, put the CA bundle in a Secret (type: Secret): %w", cp.Type, errInvalid)
+	if cp := spec.CAProvider; cp != nil && cp.Type != v1alpha1.CAProviderSecret && cp.Type != v1alpha1.CAProviderConfigMap {
+		return fmt.Errorf("spec.provider.vault.caProvider.type: %q is not Secret or ConfigMap: %w", cp.Type, errInvalid)
 	}
 	a := spec.Auth
 	n := 0
@@ -196,6 +196,8 @@ func (p *vaultProvider) NewClient(ctx context.Context, store v1alpha1.GenericSto
 	return newClient(va, auth, spec, p.clock, p.onLogin), nil
 }
 
+// caBundle returns the PEM bundle to trust (nil: the system pool), inline or read
+// from the Secret or ConfigMap caProvider names.
 func caBundle(ctx context.Context, store v1alpha1.GenericStore, kube provider.Kube) ([]byte, error) {
 	spec := store.GetSpec().Provider.Vault
 	if spec.CABundle != "" {
@@ -205,12 +207,18 @@ func caBundle(ctx context.Context, store v1alpha1.GenericStore, kube provider.Ku
 	if cp == nil {
 		return nil, nil
 	}
-	b, err := provider.ReadSecretKey(ctx, kube, store, v1alpha1.SecretKeySelector{Name: cp.Name, Key: cp.Key, Namespace: cp.Namespace})
+	var b []byte
+	var err error
+	if cp.Type == v1alpha1.CAProviderConfigMap {
+		b, err = provider.ReadConfigMapKey(ctx, kube, store, cp.Namespace, cp.Name, cp.Key)
+	} else {
+		b, err = provider.ReadSecretKey(ctx, kube, store, v1alpha1.SecretKeySelector{Name: cp.Name, Key: cp.Key, Namespace: cp.Namespace})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spec.provider.vault.caProvider: %w", err)
 	}
 	if err := checkPEM(b); err != nil {
-		return nil, fmt.Errorf("spec.provider.vault.caProvider: secret key %q: %v: %w", cp.Key, err, errInvalid)
+		return nil, fmt.Errorf("spec.provider.vault.caProvider: %s key %q: %w: %w", strings.ToLower(cp.Type), cp.Key, err, errInvalid)
 	}
 	return b, nil
 }

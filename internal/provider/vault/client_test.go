@@ -524,6 +524,9 @@ func TestValidateStore(t *testing.T) {
 		}, "spec.provider.vault.caBundle"},
 		{"caProvider ConfigMap", func(v *v1alpha1.VaultProvider) {
 			v.CAProvider = &v1alpha1.CAProvider{Type: "ConfigMap", Name: "ca", Key: "ca.crt"}
+		}, ""},
+		{"caProvider unknown type", func(v *v1alpha1.VaultProvider) {
+			v.CAProvider = &v1alpha1.CAProvider{Type: "Node", Name: "ca", Key: "ca.crt"}
 		}, "spec.provider.vault.caProvider.type"},
 		{"two auth methods", func(v *v1alpha1.VaultProvider) {
 			v.Auth.TokenSecretRef = &v1alpha1.SecretKeySelector{Name: "t", Key: "t"}

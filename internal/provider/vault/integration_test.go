@@ -46,6 +46,15 @@ func (k secretsKube) SecretKey(_ context.Context, ns, name, key string) ([]byte,
 	return []byte(v), nil
 }
 
+// ConfigMapKey serves ConfigMaps from the same map, as "configmap:ns/name/key".
+func (k secretsKube) ConfigMapKey(_ context.Context, ns, name, key string) ([]byte, error) {
+	v, ok := k["configmap:"+ns+"/"+name+"/"+key]
+	if !ok {
+		return nil, fmt.Errorf("configmap %s/%s has no key %q: %w", ns, name, key, provider.ErrCredentials)
+	}
+	return []byte(v), nil
+}
+
 func (k secretsKube) ServiceAccountToken(context.Context, string, string, []string, time.Duration) (string, error) {
 	return "", errors.New("no service accounts here")
 }
@@ -769,7 +778,8 @@ func TestTLS(t *testing.T) {
 			mutate(v)
 		})
 	}
-	kube := secretsKube{"team-a/vault-token/token": b.RootToken, "team-a/vault-ca/ca.crt": string(b.CACert)}
+	kube := secretsKube{"team-a/vault-token/token": b.RootToken, "team-a/vault-ca/ca.crt": string(b.CACert),
+		"configmap:team-a/vault-ca/ca.crt": string(b.CACert)}
 
 	t.Run("caBundle", func(t *testing.T) {
 		c := newClient(t, vault.New(), tokenStore(func(v *v1alpha1.VaultProvider) { v.CABundle = caB64 }), kube)
@@ -787,6 +797,20 @@ func TestTLS(t *testing.T) {
 		}), kube, "team-a")
 		if !errors.Is(err, provider.ErrCredentials) {
 			t.Fatalf("err = %v, want ErrCredentials", err)
+		}
+	})
+	t.Run("caProvider ConfigMap", func(t *testing.T) {
+		c := newClient(t, vault.New(), tokenStore(func(v *v1alpha1.VaultProvider) {
+			v.CAProvider = &v1alpha1.CAProvider{Type: "ConfigMap", Name: "vault-ca", Key: "ca.crt"}
+		}), kube)
+		checkReads(t, c)
+	})
+	t.Run("caProvider ConfigMap without the key names the field", func(t *testing.T) {
+		_, err := vault.New().NewClient(t.Context(), tokenStore(func(v *v1alpha1.VaultProvider) {
+			v.CAProvider = &v1alpha1.CAProvider{Type: "ConfigMap", Name: "vault-ca", Key: "tls.crt"}
+		}), kube, "team-a")
+		if !errors.Is(err, provider.ErrCredentials) || !strings.Contains(provider.SafeMessage(err), `spec.provider.vault.caProvider: configmap team-a/vault-ca has no key "tls.crt"`) {
+			t.Fatalf("err = %v, want ErrCredentials naming spec.provider.vault.caProvider", err)
 		}
 	})
 	t.Run("an untrusted server certificate is refused", func(t *testing.T) {
