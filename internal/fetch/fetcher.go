@@ -15,15 +15,12 @@ package fetch
 import (
 	"context"
 	"fmt"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,8 +50,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-var secretGVK = corev1.SchemeGroupVersion.WithKind("Secret")
 
 // Fetcher hands out Handles, one per store identity.
 type Fetcher struct {
@@ -171,25 +166,5 @@ func (f *Fetcher) Forget(ctx context.Context, kind, namespace, name string) {
 }
 
 func (f *Fetcher) credentialVersions(ctx context.Context, store v1alpha1.GenericStore) (string, error) {
-	refs := provider.CredentialSecrets(store)
-	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
-	var b strings.Builder
-	seen := map[types.NamespacedName]bool{}
-	for _, r := range refs {
-		if seen[r] {
-			continue
-		}
-		seen[r] = true
-		// Metadata only: the resourceVersion is all the identity needs.
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(secretGVK)
-		if err := f.reader.Get(ctx, r, m); err != nil {
-			if client.IgnoreNotFound(err) == nil {
-				return "", fmt.Errorf("secret %s: %w", r, provider.ErrCredentials)
-			}
-			return "", fmt.Errorf("read secret %s: %w", r, err)
-		}
-		b.WriteString(r.String() + "=" + m.ResourceVersion + ";")
-	}
-	return b.String(), nil
+	return provider.CredentialVersions(ctx, f.reader, store)
 }

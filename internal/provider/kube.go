@@ -187,20 +187,6 @@ func CredentialRefs(store v1alpha1.GenericStore) []CredentialRef {
 	return out
 }
 
-// CredentialSecrets lists the Secrets among CredentialRefs.
-//
-// Deprecated: CredentialVersions covers ConfigMaps too; this stays only until
-// internal/fetch calls it.
-func CredentialSecrets(store v1alpha1.GenericStore) []types.NamespacedName {
-	var out []types.NamespacedName
-	for _, r := range CredentialRefs(store) {
-		if r.Kind == "Secret" {
-			out = append(out, r.NamespacedName)
-		}
-	}
-	return out
-}
-
 // CredentialVersions is the credential part of a store's client identity: the
 // resourceVersion of every object in CredentialRefs, in a stable order. It reads
 // metadata only, through reader (an uncached reader: credential objects are not in
