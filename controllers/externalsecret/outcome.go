@@ -38,11 +38,16 @@ type outcome struct {
 	// clearHash: the target no longer holds our data (deletionPolicy Delete/Merge).
 	clearHash bool
 	done      syncResult // kind synced only
+	// rollout: the last restart of consumers, for status.rollout (rollout.go); nil: unchanged.
+	rollout *v1alpha1.RolloutStatus
 }
 
 // syncResult is what a successful refresh puts in status and memory.
 type syncResult struct {
-	changed     bool // the target's data was written
+	changed bool // the target's data was written
+	// dataChanged: an existing target's data (not only labels or annotations)
+	// changed, which restarts its consumers (rollout.go). Never set on creation.
+	dataChanged bool
 	sources     []v1alpha1.SourceStatus
 	dataHash    string
 	target      string

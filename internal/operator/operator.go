@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,6 +54,12 @@ type Options struct {
 	ReconcileTimeout time.Duration
 	// RevocationTimeout bounds how long a deletion retries lease revocation (0: default).
 	RevocationTimeout time.Duration
+	// DisableRollout turns spec.target.rollout off (--enable-rollout=false, chart value
+	// rollout.enabled false, which also drops the workload RBAC): rollout specs then
+	// get a Warning event RolloutDisabled instead of restarts.
+	DisableRollout bool
+	// RolloutClock is the restart queue's clock (nil: the wall clock).
+	RolloutClock clock.Clock
 	// NewClient lets tests wrap the manager's client (e.g. to count writes).
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
 	// Clock for the ExternalSecret controller (nil: wall clock).
@@ -116,6 +123,10 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		// Bounds one reconcile, so no ExternalSecret holds a worker indefinitely.
 		ReconcileTimeout:  o.ReconcileTimeout,
 		RevocationTimeout: o.RevocationTimeout,
+	}
+	if !o.DisableRollout {
+		es.Rollout = externalsecret.NewRollout(mgr.GetClient(), mgr.GetAPIReader(), es.Recorder)
+		es.Rollout.Clock = o.RolloutClock
 	}
 	if err := es.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("externalsecret controller: %w", err)
