@@ -64,8 +64,14 @@ func (k workloadKey) String() string { return string(k.Kind) + " " + k.Namespace
 // restart is one queued workload restart and why.
 type restart struct {
 	due     time.Time
-	secrets map[string]bool                    // the changed Secrets it uses (names, for events)
-	owners  map[types.NamespacedName]types.UID // the ExternalSecrets that asked
+	secrets map[string]bool                // the changed Secrets it uses (names, for events)
+	owners  map[types.NamespacedName]owner // the ExternalSecrets that asked
+}
+
+// owner is an ExternalSecret that queued a restart, and its target Secret.
+type owner struct {
+	uid    types.UID
+	secret string
 }
 
 // Rollout discovers, queues, coalesces and performs restarts. It is a manager
@@ -238,11 +244,11 @@ func (ro *Rollout) enqueue(es *v1alpha1.ExternalSecret, secret string, keys []wo
 	for _, k := range keys {
 		p := ro.pending[k]
 		if p == nil {
-			p = &restart{due: due, secrets: map[string]bool{}, owners: map[types.NamespacedName]types.UID{}}
+			p = &restart{due: due, secrets: map[string]bool{}, owners: map[types.NamespacedName]owner{}}
 			ro.pending[k] = p
 		}
 		p.secrets[secret] = true
-		p.owners[client.ObjectKeyFromObject(es)] = es.UID
+		p.owners[client.ObjectKeyFromObject(es)] = owner{uid: es.UID, secret: secret}
 	}
 	ro.mu.Unlock()
 	select {
@@ -268,19 +274,18 @@ func (ro *Rollout) Flush(ctx context.Context) {
 		return
 	}
 	restarted := map[types.NamespacedName][]v1alpha1.WorkloadRef{}
+	owners := map[types.NamespacedName]owner{}
 	for _, k := range sortedWorkloads(due) {
 		p := due[k]
 		secrets := strings.Join(sortedSet(p.secrets), ", ")
 		err := ro.patch(ctx, k, now)
-		for es, uid := range p.owners {
-			ref := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: es.Namespace, Name: es.Name, UID: uid}}
+		for es, o := range p.owners {
+			owners[es] = o
 			if err != nil {
-				ro.Recorder.Eventf(ref, nil, corev1.EventTypeWarning, v1alpha1.EventRolloutFailed, "Rollout",
-					"restart %s for Secret %s: %s", k, secrets, err)
+				ro.Recorder.Eventf(esRef(es, o), nil, corev1.EventTypeWarning, v1alpha1.EventRolloutFailed, "Rollout",
+					"restart %s for Secret %s: %s", k, o.secret, err)
 				continue
 			}
-			ro.Recorder.Eventf(ref, nil, corev1.EventTypeNormal, v1alpha1.EventRolloutRestarted, "Rollout",
-				"restarted %s: Secret %s changed", k, secrets)
 			restarted[es] = append(restarted[es], v1alpha1.WorkloadRef{Kind: k.Kind, Name: k.Name})
 		}
 		if err == nil {
@@ -291,7 +296,24 @@ func (ro *Rollout) Flush(ctx context.Context) {
 				"restarted by secretsync: Secret %s changed", secrets)
 		}
 	}
-	ro.report(ctx, restarted, now)
+	ro.report(ctx, restarted, owners, now)
+}
+
+func esRef(es types.NamespacedName, o owner) *v1alpha1.ExternalSecret {
+	return &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: es.Namespace, Name: es.Name, UID: o.uid}}
+}
+
+// restartedNote names the first few workloads: an event note is bounded (1 KiB).
+func restartedNote(secret string, refs []v1alpha1.WorkloadRef) string {
+	names := make([]string, 0, 5)
+	for _, r := range refs[:min(len(refs), 5)] {
+		names = append(names, string(r.Kind)+" "+r.Name)
+	}
+	more := ""
+	if len(refs) > 5 {
+		more = fmt.Sprintf(" and %d more", len(refs)-5)
+	}
+	return fmt.Sprintf("Secret %s changed: restarted %d workload(s): %s%s", secret, len(refs), strings.Join(names, ", "), more)
 }
 
 // patch is the restart: one merge patch of the pod template annotation, nothing else.
@@ -309,11 +331,13 @@ func (ro *Rollout) patch(ctx context.Context, k workloadKey, now time.Time) erro
 	return nil
 }
 
-// report keeps each ExternalSecret's last restart and wakes the controller to write
-// it to status.rollout.
-func (ro *Rollout) report(ctx context.Context, restarted map[types.NamespacedName][]v1alpha1.WorkloadRef, now time.Time) {
+// report events one RolloutRestarted per ExternalSecret, keeps its last restart and
+// wakes the controller to write it to status.rollout.
+func (ro *Rollout) report(ctx context.Context, restarted map[types.NamespacedName][]v1alpha1.WorkloadRef, owners map[types.NamespacedName]owner, now time.Time) {
 	at := metav1.NewTime(now.Truncate(time.Second))
 	for es, refs := range restarted {
+		ro.Recorder.Eventf(esRef(es, owners[es]), nil, corev1.EventTypeNormal, v1alpha1.EventRolloutRestarted, "Rollout",
+			"%s", restartedNote(owners[es].secret, refs))
 		if len(refs) > maxRestartedListed {
 			refs = refs[:maxRestartedListed]
 		}

@@ -211,8 +211,10 @@ func TestRolloutCoalesces(t *testing.T) {
 		}
 	}
 	evs := e.events()
-	if !hasEvent(evs, "Normal RolloutRestarted") || !hasEvent(evs, "Secret a, b changed") {
-		t.Errorf("events %q: want RolloutRestarted naming both Secrets", evs)
+	if !hasEvent(evs, "Normal RolloutRestarted Secret a changed: restarted 2 workload(s): DaemonSet only-a, Deployment both") ||
+		!hasEvent(evs, "Normal RolloutRestarted Secret b changed: restarted 1 workload(s): Deployment both") ||
+		!hasEvent(evs, "Normal RolloutRestarted restarted by secretsync: Secret a, b changed") {
+		t.Errorf("events %q: want RolloutRestarted on each ExternalSecret and on the workload naming both Secrets", evs)
 	}
 
 	// The controller is woken for both ExternalSecrets and writes status.rollout.
@@ -289,4 +291,3 @@ func TestRolloutDisabledWarns(t *testing.T) {
 		t.Fatalf("restarted with the feature disabled")
 	}
 }
-
