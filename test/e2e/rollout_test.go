@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/controllers/externalsecret"
@@ -235,6 +237,21 @@ func TestRollout(t *testing.T) {
 	top := t // an operator restarted in a subtest must outlive it
 	kinds := []string{"Deployment", "StatefulSet", "DaemonSet"}
 
+	t.Run("admission: only Deployment, StatefulSet, DaemonSet; consumers Auto or None", func(t *testing.T) {
+		ns := e.kube.Namespace(t, nil)
+		for name, r := range map[string]v1alpha1.Rollout{
+			"kind-job":     {Targets: []v1alpha1.WorkloadRef{{Kind: "Job", Name: "x"}}},
+			"no-name":      {Targets: []v1alpha1.WorkloadRef{{Kind: v1alpha1.WorkloadDeployment}}},
+			"consumers-on": {Consumers: "Always"},
+		} {
+			es := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.ExternalSecretSpec{
+				SecretStoreRef: v1alpha1.StoreRef{Name: "aws"}, Target: v1alpha1.Target{Rollout: &r}}}
+			if err := e.kube.Client.Create(context.Background(), es); err == nil {
+				t.Errorf("%s: accepted %+v", name, r)
+			}
+		}
+	})
+
 	t.Run("Auto: every kind and reference shape, once per AWS rotation; not on first sync, unchanged refresh, operator restart", func(t *testing.T) {
 		ns, other := e.kube.Namespace(t, nil), e.kube.Namespace(t, nil)
 		e.awsStore(t, ns)
@@ -388,4 +405,54 @@ func strToName(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestRolloutChartValue: rollout.enabled (default true) grants get/list/patch on the
+// three workload kinds and runs the operator with --enable-rollout=true; false drops
+// the rules (ClusterRole and, with watchNamespace, the Roles) and passes false.
+func TestRolloutChartValue(t *testing.T) {
+	cases := []struct {
+		name      string
+		args      []string
+		wantRules bool
+		wantFlag  string
+	}{
+		{"default", nil, true, "--enable-rollout=true"},
+		{"rollout.enabled=false", []string{"--set", "rollout.enabled=false"}, false, "--enable-rollout=false"},
+		{"rollout.enabled=false with watchNamespace", []string{"--set", "rollout.enabled=false", "--set", "watchNamespace=team"}, false, "--enable-rollout=false"},
+		{"watchNamespace", []string{"--set", "watchNamespace=team"}, true, "--enable-rollout=true"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := mustHelm(t, append([]string{"template", "x", chartDir}, c.args...)...)
+			rules := 0
+			for _, doc := range strings.Split(out, "\n---") {
+				var o struct {
+					Kind  string `json:"kind"`
+					Rules []struct {
+						APIGroups []string `json:"apiGroups"`
+						Resources []string `json:"resources"`
+						Verbs     []string `json:"verbs"`
+					} `json:"rules"`
+				}
+				if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+					t.Fatalf("decode: %v", err)
+				}
+				for _, r := range o.Rules {
+					if slices.Contains(r.APIGroups, "apps") {
+						rules++
+						if !slices.Equal(r.Verbs, []string{"get", "list", "patch"}) || len(r.Resources) != 3 {
+							t.Errorf("%s apps rule %+v, want get/list/patch on 3 kinds", o.Kind, r)
+						}
+					}
+				}
+			}
+			if (rules > 0) != c.wantRules {
+				t.Errorf("%d apps rules, want some: %v", rules, c.wantRules)
+			}
+			if !strings.Contains(out, c.wantFlag) {
+				t.Errorf("operator args lack %s", c.wantFlag)
+			}
+		})
+	}
 }
