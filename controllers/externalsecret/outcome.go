@@ -44,16 +44,16 @@ type outcome struct {
 
 // syncResult is what a successful refresh puts in status and memory.
 type syncResult struct {
-	changed bool // the target's data was written
-	// dataChanged: an existing target's data (not only labels or annotations)
-	// changed, which restarts its consumers (rollout.go). Never set on creation.
-	dataChanged bool
+	changed     bool // the target's data was written
 	sources     []v1alpha1.SourceStatus
 	dataHash    string
 	target      string
 	leases      []v1alpha1.LeaseStatus
 	dynamicData map[string]map[string][]byte
 	forceSync   string // the force-sync value this refresh handled
+	// dataChanged: an existing target's data (not only its labels or annotations)
+	// changed, which restarts its consumers (rollout.go). Never set on creation.
+	dataChanged bool
 }
 
 func keep() outcome { return outcome{kind: kept} }

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,8 +57,6 @@ type Options struct {
 	// rollout.enabled false, which also drops the workload RBAC): rollout specs then
 	// get a Warning event RolloutDisabled instead of restarts.
 	DisableRollout bool
-	// RolloutClock is the restart queue's clock (nil: the wall clock).
-	RolloutClock clock.Clock
 	// NewClient lets tests wrap the manager's client (e.g. to count writes).
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
 	// Clock for the ExternalSecret controller (nil: wall clock).
@@ -126,7 +123,6 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 	}
 	if !o.DisableRollout {
 		es.Rollout = externalsecret.NewRollout(mgr.GetClient(), mgr.GetAPIReader(), es.Recorder)
-		es.Rollout.Clock = o.RolloutClock
 	}
 	if err := es.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("externalsecret controller: %w", err)
