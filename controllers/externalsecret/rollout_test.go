@@ -291,3 +291,43 @@ func TestRolloutDisabledWarns(t *testing.T) {
 		t.Fatalf("restarted with the feature disabled")
 	}
 }
+
+// TestRolloutRunnable: the manager Runnable patches once the fake clock reaches the
+// restart's due time, not before, and stops with its context.
+func TestRolloutRunnable(t *testing.T) {
+	old := time.Now().Add(-time.Hour)
+	e := newEnv(t, rolloutES("a", "ka", v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}),
+		aged(workload(v1alpha1.WorkloadDeployment, "d", "envFrom secretRef", "a", false), old))
+	ro := e.withRollout()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error)
+	go func() { stopped <- ro.Start(ctx) }()
+
+	e.backend.Put("ka", []byte("1"), nil)
+	e.mustReconcile("a")
+	e.backend.Put("ka", []byte("2"), nil)
+	e.forceSync("a", "1")
+	e.mustReconcile("a")
+	changed := e.clock.Now()
+	// Step one second at a time; the loop's timer is on the fake clock. The real-time
+	// wait only gives the loop's goroutine a chance to run between steps.
+	for range 20 {
+		select {
+		case ev := <-ro.Done():
+			if ev.Object.GetName() != "a" || ro.Patches.Load() != 1 {
+				t.Fatalf("woke %s after %d patches, want a after 1", ev.Object.GetName(), ro.Patches.Load())
+			}
+			if waited := e.clock.Now().Sub(changed); waited < RolloutDelay {
+				t.Fatalf("restarted %v after the change, before RolloutDelay", waited)
+			}
+			cancel()
+			if err := <-stopped; err != nil {
+				t.Fatal(err)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+			e.clock.Step(time.Second)
+		}
+	}
+	t.Fatalf("no restart after 20 fake seconds (patches %d)", ro.Patches.Load())
+}
