@@ -39,9 +39,12 @@ func main() {
 	flag.StringVar(&apiAudiences, "api-server-audiences", "", "comma-separated audiences of the Kubernetes API server, refused in ServiceAccount tokens requested for stores (default: the aud claim of the operator's own ServiceAccount token; the in-cluster kubernetes.default.svc names are always refused)")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Kubernetes API queries per second (per resource type: controller-runtime gives each its own client)")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Kubernetes API burst")
+	var enableRollout bool
+	flag.BoolVar(&enableRollout, "enable-rollout", true, "restart the workloads that use a target Secret whose data changed (spec.target.rollout); needs get/list/patch on apps deployments, statefulsets, daemonsets")
 	zo := zap.Options{}
 	zo.BindFlags(flag.CommandLine) // --zap-log-level, --zap-encoder (json|console), ...
 	flag.Parse()
+	o.DisableRollout = !enableRollout
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
 	if soft := operator.TuneMemory(os.Getenv, "/sys/fs/cgroup"); soft > 0 {

@@ -52,6 +52,15 @@ const (
 	// EventLeaseLeftToExpire (Warning): deletion went ahead without revoking a lease
 	// (store deleted, credentials gone, or the backend stayed down too long).
 	EventLeaseLeftToExpire = "LeaseLeftToExpire"
+	// EventRolloutRestarted (Normal, on the ExternalSecret and on each workload): a
+	// workload using the target Secret was restarted because the Secret's data changed.
+	EventRolloutRestarted = "RolloutRestarted"
+	// EventRolloutFailed (Warning): a workload could not be found, listed or patched
+	// for a restart; the ExternalSecret stays Ready (the Secret is synced).
+	EventRolloutFailed = "RolloutFailed"
+	// EventRolloutDisabled (Warning): spec.target.rollout is set but the operator runs
+	// with --enable-rollout=false (chart value rollout.enabled false); nothing is restarted.
+	EventRolloutDisabled = "RolloutDisabled"
 )
 
 // LeaseKindCertificate marks a status.leases entry that is a certificate.

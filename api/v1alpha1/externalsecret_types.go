@@ -121,6 +121,10 @@ type Target struct {
 	// Template shapes the Secret's data and metadata.
 	// +optional
 	Template *Template `json:"template,omitempty"`
+	// Rollout restarts the workloads that use the Secret when its data changes
+	// (absent: never restart anything).
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // TemplateMergePolicy decides whether fetched keys are kept beside templated keys.
@@ -371,6 +375,9 @@ type ExternalSecretStatus struct {
 	// exactly one refresh, also when it was set while the operator was down.
 	// +optional
 	ObservedForceSync string `json:"observedForceSync,omitempty"`
+	// Rollout: the workloads restarted the last time the Secret's data changed.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // TargetStatus names the written Secret.

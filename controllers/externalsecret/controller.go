@@ -38,6 +38,9 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Hasher    *Hasher
 	Clock     Clock
+	// Rollout restarts the workloads using a target whose data changed (rollout.go);
+	// nil: the feature is disabled (--enable-rollout=false).
+	Rollout *Rollout
 	// ReconcileTimeout bounds one reconcile (0: 2 minutes), so a backend that
 	// never answers holds a worker for a bounded time only (every backend call has
 	// its own, shorter deadline too).
@@ -61,6 +64,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, es); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.ready.forget(req.String())
+			r.Rollout.Forget(req.NamespacedName)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err // transient: cache read failed
@@ -77,6 +81,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	metrics.SyncDuration.Observe(r.Clock.Since(start).Seconds())
 	metrics.SyncTotal.WithLabelValues(out.result()).Inc()
 	r.ready.set(req.String(), out.readyStatus())
+	out.rollout = r.Rollout.Status(es) // rollout.go: written with this status patch
 
 	if err := r.patchStatus(ctx, es, before, out); err != nil {
 		return reconcile.Result{}, err // transient: status patch conflict or API error

@@ -38,6 +38,8 @@ type outcome struct {
 	// clearHash: the target no longer holds our data (deletionPolicy Delete/Merge).
 	clearHash bool
 	done      syncResult // kind synced only
+	// rollout: the last restart of consumers, for status.rollout (rollout.go); nil: unchanged.
+	rollout *v1alpha1.RolloutStatus
 }
 
 // syncResult is what a successful refresh puts in status and memory.
@@ -49,6 +51,9 @@ type syncResult struct {
 	leases      []v1alpha1.LeaseStatus
 	dynamicData map[string]map[string][]byte
 	forceSync   string // the force-sync value this refresh handled
+	// dataChanged: an existing target's data (not only its labels or annotations)
+	// changed, which restarts its consumers (rollout.go). Never set on creation.
+	dataChanged bool
 }
 
 func keep() outcome { return outcome{kind: kept} }

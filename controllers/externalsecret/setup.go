@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/metrics"
@@ -33,7 +34,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("externalsecret").
 		For(&v1alpha1.ExternalSecret{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// Only managed Secrets are cached (see main.go), so this watch costs nothing
@@ -45,8 +46,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: workers,
 			RateLimiter:             jitteredBackoff(time.Second, 5*time.Minute),
-		}).
-		Complete(r)
+		})
+	if r.Rollout != nil { // rollout.go: the restart queue, and a wake-up to write status.rollout
+		if err := mgr.Add(r.Rollout); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(r.Rollout.Done(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 // ownerOfSecret maps a managed Secret to the ExternalSecrets that write it: its

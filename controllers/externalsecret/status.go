@@ -16,6 +16,9 @@ import (
 func computeStatus(es *v1alpha1.ExternalSecret, out outcome, now metav1.Time) v1alpha1.ExternalSecretStatus {
 	st := *es.Status.DeepCopy()
 	st.ObservedGeneration = es.Generation
+	if out.rollout != nil { // rollout.go: the last restart of consumers
+		st.Rollout = out.rollout
+	}
 	if out.kind == kept || out.kind == conflict {
 		return st
 	}

@@ -214,6 +214,11 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 	}
 	out := outcome{kind: synced, done: syncResult{changed: changed, sources: f.sources, dataHash: sum,
 		target: targetName(es), leases: f.leases, dynamicData: f.dynamicData}}
+	// Rollout (rollout.go): only a data change of a Secret that existed restarts consumers.
+	out.done.dataChanged = changed && sc.existing != nil && dataDiffers(sc.existing, r.desired(es, sc.existing.DeepCopy(), want))
+	if out.done.dataChanged {
+		r.rolloutHook(ctx, es)
+	}
 	if creationPolicy(es) == v1alpha1.CreationNone {
 		out.done.dataHash = ""
 	}

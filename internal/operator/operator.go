@@ -54,6 +54,10 @@ type Options struct {
 	ReconcileTimeout time.Duration
 	// RevocationTimeout bounds how long a deletion retries lease revocation (0: default).
 	RevocationTimeout time.Duration
+	// DisableRollout turns spec.target.rollout off (--enable-rollout=false, chart value
+	// rollout.enabled false, which also drops the workload RBAC): rollout specs then
+	// get a Warning event RolloutDisabled instead of restarts.
+	DisableRollout bool
 	// NewClient lets tests wrap the manager's client (e.g. to count writes).
 	NewClient func(*rest.Config, client.Options) (client.Client, error)
 	// Clock for the ExternalSecret controller and the fetch layer (nil: wall clock):
@@ -118,6 +122,9 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		// Bounds one reconcile, so no ExternalSecret holds a worker indefinitely.
 		ReconcileTimeout:  o.ReconcileTimeout,
 		RevocationTimeout: o.RevocationTimeout,
+	}
+	if !o.DisableRollout {
+		es.Rollout = externalsecret.NewRollout(mgr.GetClient(), mgr.GetAPIReader(), es.Recorder)
 	}
 	if err := es.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("externalsecret controller: %w", err)

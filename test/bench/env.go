@@ -68,6 +68,10 @@ omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
+# Rollout discovery: reads of workloads are counted too (0 per unchanged round).
+- level: Metadata
+  verbs: ["get", "list"]
+  resources: [{group: "apps", resources: ["deployments", "statefulsets", "daemonsets"]}]
 - level: None
 `
 

@@ -456,6 +456,33 @@ func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {
 	return kw, err
 }
 
+// countWorkloadCalls counts user's LISTs and PATCHes of Deployments, StatefulSets
+// and DaemonSets in the audit log between from and to (rollout discovery and restarts).
+func countWorkloadCalls(path, user string, from, to int64) (lists, patches int, err error) {
+	err = readLines(path, from, to, func(line []byte) {
+		var e struct {
+			Stage string `json:"stage"`
+			Verb  string `json:"verb"`
+			User  struct {
+				Username string `json:"username"`
+			} `json:"user"`
+			ObjectRef struct {
+				APIGroup string `json:"apiGroup"`
+			} `json:"objectRef"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.Stage != "ResponseComplete" || e.User.Username != user || e.ObjectRef.APIGroup != "apps" {
+			return
+		}
+		switch e.Verb {
+		case "list":
+			lists++
+		case "patch":
+			patches++
+		}
+	})
+	return lists, patches, err
+}
+
 // findPIDs returns the PIDs of the processes whose command line contains every one of
 // substrs (read from /proc, our own processes only in practice: the strings are
 // paths and ports of this run).

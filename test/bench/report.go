@@ -57,6 +57,7 @@ func report(r *results) {
 		row(per+"Vault requests", "%d (logins %d, KV reads %d, token ops %d; floor: %d reads, 0 logins) [%s]",
 			s.Vault.Total, s.Vault.Logins, s.Vault.Reads, s.Vault.Token, s.FloorVaultReads, fmtMap(s.Vault.ByPath))
 		row(per+"Kubernetes writes", "%d (%s; floor 0)", s.KubeWrites.Total, fmtMap(s.KubeWrites.ByKind))
+		row(per+"rollout", "workload LISTs %d, restart patches %d (every ExternalSecret has rollout consumers Auto; floor 0 and 0)", s.WorkloadLists, s.WorkloadPatches)
 		row("steady: operator", "RSS %.0f MiB, CPU %.2f s over %.0f s (%.1f%% of one core)", s.RSSMiB, s.CPUSeconds, s.WindowS, s.CPUPercent)
 	} else {
 		row("steady state", "NOT MEASURED")

@@ -40,9 +40,13 @@ type steadyResult struct {
 	AWSCalls       map[string]int `json:"aws_calls"`
 	Vault          vaultCounts    `json:"vault"`
 	KubeWrites     kubeWrites     `json:"kube_writes"`
-	RSSMiB         float64        `json:"rss_mib"`
-	CPUSeconds     float64        `json:"cpu_s"`
-	CPUPercent     float64        `json:"cpu_pct_of_one_core"`
+	// Rollout (every ExternalSecret has spec.target.rollout consumers Auto): workload
+	// LISTs and restart patches by the operator; both must be 0 in an unchanged round.
+	WorkloadLists   int     `json:"workload_lists"`
+	WorkloadPatches int     `json:"workload_patches"`
+	RSSMiB          float64 `json:"rss_mib"`
+	CPUSeconds      float64 `json:"cpu_s"`
+	CPUPercent      float64 `json:"cpu_pct_of_one_core"`
 	// Floors per round from docs/design/performance.md for the keys referenced.
 	FloorGetParameters       int `json:"floor_getparameters"`
 	FloorBatchGetSecretValue int `json:"floor_batchgetsecretvalue"`
@@ -349,6 +353,11 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	}
 	st.Vault = vaultPerRound(st.Vault)
 	st.KubeWrites = kubeWrites{Total: perRound(st.KubeWrites.Total), ByKind: perRoundMap(st.KubeWrites.ByKind)}
+	lists, patches, err := countWorkloadCalls(k.auditLog, operatorUser, ka0, ka1)
+	if err != nil {
+		return err
+	}
+	st.WorkloadLists, st.WorkloadPatches = perRound(lists), perRound(patches)
 	if m, err := readMem(op.p.pid()); err == nil {
 		st.RSSMiB = mib(m.RSS)
 	}
@@ -693,6 +702,8 @@ func createESs(ctx context.Context, c client.Client, names []string, base int, c
 						SecretStoreRef:  v1alpha1.StoreRef{Name: store},
 						RefreshInterval: &metav1.Duration{Duration: cfg.Refresh},
 						Data:            []v1alpha1.DataItem{{SecretKey: "value", RemoteRef: ref}},
+						// Rollout on: an unchanged round must still list and patch no workload.
+						Target: v1alpha1.Target{Rollout: &v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}},
 					}}
 				sent[j] = time.Now()
 				if err := c.Create(ctx, es); err != nil {
