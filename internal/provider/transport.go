@@ -91,16 +91,16 @@ const OperationOther = "other"
 // ResultOf is the result label of a failure of kind (a sentinel of this package; nil
 // is a success).
 func ResultOf(kind error) string {
-	switch kind {
-	case nil:
+	switch {
+	case kind == nil:
 		return ResultOK
-	case ErrNotFound:
+	case errors.Is(kind, ErrNotFound):
 		return ResultNotFound
-	case ErrAccessDenied, ErrAuth:
+	case errors.Is(kind, ErrAccessDenied), errors.Is(kind, ErrAuth):
 		return ResultDenied
-	case ErrThrottled:
+	case errors.Is(kind, ErrThrottled):
 		return ResultThrottled
-	case ErrUnavailable:
+	case errors.Is(kind, ErrUnavailable):
 		return ResultUnavailable
 	}
 	return ResultError

@@ -117,7 +117,7 @@ var noCode = map[string]bool{"": true, "UnknownError": true}
 // and 429 keep their meaning).
 func KindForCode(code, _ string, status int) error {
 	if k, ok := codeKinds[code]; ok {
-		if k == provider.ErrNotFound && status >= 500 {
+		if errors.Is(k, provider.ErrNotFound) && status >= 500 {
 			return provider.ErrUnavailable // a failing server's word is not "gone"
 		}
 		return k
@@ -159,9 +159,13 @@ func MapError(err error) error {
 	if err == nil {
 		return nil
 	}
-	switch err.(type) {
-	case safeError, *provider.Error:
-		return err
+	{
+		var errCase0 safeError
+		var errCase1 *provider.Error
+		switch {
+		case errors.As(err, &errCase0), errors.As(err, &errCase1):
+			return err
+		}
 	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
@@ -230,18 +234,23 @@ func viaSTS(err error) bool {
 	if err == nil {
 		return false
 	}
-	if oe, ok := err.(*smithy.OperationError); ok && oe.ServiceID == "STS" {
+	oe := &smithy.OperationError{}
+	if errors.As(err, &oe) {
 		return true
 	}
-	switch u := err.(type) {
-	case interface{ Unwrap() []error }:
-		for _, e := range u.Unwrap() {
-			if viaSTS(e) {
-				return true
+	{
+		var u interface{ Unwrap() []error }
+		var u1 interface{ Unwrap() error }
+		switch {
+		case errors.As(err, &u):
+			for _, e := range u.Unwrap() {
+				if viaSTS(e) {
+					return true
+				}
 			}
+		case errors.As(err, &u1):
+			return viaSTS(u1.Unwrap())
 		}
-	case interface{ Unwrap() error }:
-		return viaSTS(u.Unwrap())
 	}
 	return false
 }
@@ -276,7 +285,7 @@ func (e safeError) Unwrap() error { return e.err }
 // before a request is built.
 func CheckKey(key string) error {
 	if err := provider.CheckKey(key); err != nil {
-		return fmt.Errorf("%v: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err))
+		return fmt.Errorf("%w: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err))
 	}
 	return nil
 }
@@ -298,7 +307,7 @@ func CheckFindPath(path string) error {
 func MapManyError(err error) error {
 	mapped := MapError(err)
 	var pe *provider.Error
-	if provider.Classify(mapped) == provider.ErrNotFound && errors.As(mapped, &pe) {
+	if errors.Is(provider.Classify(mapped), provider.ErrNotFound) && errors.As(mapped, &pe) {
 		return Wrap(provider.ErrUnavailable, pe.Code, err)
 	}
 	return mapped
