@@ -2,7 +2,6 @@ package externalsecret
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -90,7 +89,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 	for _, l := range live {
 		err := revokeOne(ctx, h.Client(), l)
 		switch {
-		case err == nil || errors.Is(provider.Classify(err), provider.ErrNotFound): // revoked, or already gone
+		case err == nil || provider.Classify(err) == provider.ErrNotFound: // revoked, or already gone
 		case firstErr == nil:
 			firstErr = err
 			fallthrough
@@ -126,7 +125,7 @@ func revokeOne(ctx context.Context, c provider.Client, l v1alpha1.LeaseStatus) e
 // revokeFailed: gone credentials cannot come back; anything else may recover.
 func (r *Reconciler) revokeFailed(ctx context.Context, es *v1alpha1.ExternalSecret, live []v1alpha1.LeaseStatus, path string, err error) (reconcile.Result, error) {
 	msg := path + ": " + provider.SafeMessage(err)
-	if errors.Is(provider.Classify(err), provider.ErrCredentials) {
+	if provider.Classify(err) == provider.ErrCredentials {
 		return r.leaveToExpire(ctx, es, live, msg)
 	}
 	return r.pending(ctx, es, live, msg)

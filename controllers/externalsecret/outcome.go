@@ -107,16 +107,16 @@ func providerFailure(path string, err error) outcome {
 		return outcome{kind: terminal, reason: v1alpha1.ReasonInvalidSpec, message: msg}
 	}
 	kind, reason := transient, v1alpha1.ReasonProviderError
-	switch {
-	case errors.Is(provider.Classify(err), provider.ErrNotFound):
+	switch provider.Classify(err) {
+	case provider.ErrNotFound:
 		reason = v1alpha1.ReasonKeyNotFound
-	case errors.Is(provider.Classify(err), provider.ErrAccessDenied), errors.Is(provider.Classify(err), provider.ErrAuth):
+	case provider.ErrAccessDenied, provider.ErrAuth:
 		reason = v1alpha1.ReasonAuthFailed
-	case errors.Is(provider.Classify(err), provider.ErrThrottled):
+	case provider.ErrThrottled:
 		reason = v1alpha1.ReasonThrottled
-	case errors.Is(provider.Classify(err), provider.ErrNotAllowed):
+	case provider.ErrNotAllowed:
 		kind, reason = terminal, v1alpha1.ReasonKeyNotAllowed
-	case errors.Is(provider.Classify(err), provider.ErrCredentials):
+	case provider.ErrCredentials:
 		reason = v1alpha1.ReasonStoreNotReady
 	}
 	return outcome{kind: kind, reason: reason, message: msg}

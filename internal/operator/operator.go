@@ -4,9 +4,8 @@ package operator
 
 import (
 	"fmt"
-	"time"
-
 	"k8s.io/utils/clock"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"

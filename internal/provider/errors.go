@@ -44,10 +44,10 @@ func SafeMessage(err error) string {
 	}
 	var pe *Error
 	if !errors.As(err, &pe) {
-		switch kind := Classify(err); {
-		case errors.Is(kind, ErrCredentials):
+		switch kind := Classify(err); kind {
+		case ErrCredentials:
 			return err.Error()
-		case kind == nil:
+		case nil:
 			return "backend error"
 		default:
 			return kind.Error()

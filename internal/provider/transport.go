@@ -91,16 +91,16 @@ const OperationOther = "other"
 // ResultOf is the result label of a failure of kind (a sentinel of this package; nil
 // is a success).
 func ResultOf(kind error) string {
-	switch {
-	case kind == nil:
+	switch kind {
+	case nil:
 		return ResultOK
-	case errors.Is(kind, ErrNotFound):
+	case ErrNotFound:
 		return ResultNotFound
-	case errors.Is(kind, ErrAccessDenied), errors.Is(kind, ErrAuth):
+	case ErrAccessDenied, ErrAuth:
 		return ResultDenied
-	case errors.Is(kind, ErrThrottled):
+	case ErrThrottled:
 		return ResultThrottled
-	case errors.Is(kind, ErrUnavailable):
+	case ErrUnavailable:
 		return ResultUnavailable
 	}
 	return ResultError

@@ -283,7 +283,7 @@ func (b *OpenBao) waitHealthy(timeout time.Duration) error {
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.Addr+"/v1/sys/health", http.NoBody)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.Addr+"/v1/sys/health", nil)
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -141,7 +141,7 @@ func TestFaultHugeResponse(t *testing.T) {
 	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	runtime.ReadMemStats(&after)
-	if err != nil || resp.StatusCode != http.StatusOK || n+17 != awsemu.HugeResponseSize {
+	if err != nil || resp.StatusCode != 200 || n+17 != awsemu.HugeResponseSize {
 		t.Fatalf("status %d, %d bytes, %v", resp.StatusCode, n+17, err)
 	}
 	if resp.ContentLength != -1 {
@@ -158,7 +158,7 @@ func TestFaultHugeResponse(t *testing.T) {
 	t.Run("configured size through the control endpoint", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, c.srv.URL()+"/_emu/faults", strings.NewReader(`{"op":"ssm.GetParameter","kind":"huge-response","times":1,"size":3000000}`))
 		r, err := http.DefaultClient.Do(req)
-		if err != nil || r.StatusCode != http.StatusNoContent {
+		if err != nil || r.StatusCode != 204 {
 			t.Fatalf("inject: %v %v", r, err)
 		}
 		r.Body.Close()
@@ -184,7 +184,7 @@ func TestFaultAmbiguousAnswers(t *testing.T) {
 		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.FaultEmpty200, Times: 1})
 		resp := rawPost(t, c.srv, "secretsmanager.GetSecretValue", `{"SecretId":"a"}`, nil)
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK || len(b) != 0 {
+		if resp.StatusCode != 200 || len(b) != 0 {
 			t.Fatalf("%d %q", resp.StatusCode, b)
 		}
 		// The SDK takes it as a success with every field absent.
@@ -198,7 +198,7 @@ func TestFaultAmbiguousAnswers(t *testing.T) {
 		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.Fault404NoCode, Times: 1})
 		resp := rawPost(t, c.srv, "secretsmanager.GetSecretValue", `{"SecretId":"a"}`, nil)
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "<html>") || resp.Header.Get("X-Amzn-ErrorType") != "" {
+		if resp.StatusCode != 404 || !strings.Contains(string(b), "<html>") || resp.Header.Get("X-Amzn-ErrorType") != "" {
 			t.Fatalf("%d %q %v", resp.StatusCode, b, resp.Header)
 		}
 		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.Fault404NoCode, Times: 1})

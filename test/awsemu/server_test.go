@@ -51,7 +51,7 @@ func TestSigV4HeadersRequired(t *testing.T) {
 	t.Run("unknown operation", func(t *testing.T) {
 		resp := rawPost(t, srv, "secretsmanager.Frobnicate", "{}", map[string]string{"Authorization": sigv4, "X-Amz-Date": "20260101T000000Z"})
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "UnknownOperationException") {
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "UnknownOperationException") {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
 	})
@@ -263,7 +263,7 @@ func BenchmarkGetSecretValue(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL()+"/", strings.NewReader(`{"SecretId":"bench"}`))
+			req, _ := http.NewRequest("POST", srv.URL()+"/", strings.NewReader(`{"SecretId":"bench"}`))
 			req.Header.Set("X-Amz-Target", "secretsmanager.GetSecretValue")
 			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 			req.Header.Set("Authorization", sigv4)
@@ -274,7 +274,7 @@ func BenchmarkGetSecretValue(b *testing.B) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
+			if resp.StatusCode != 200 {
 				b.Fatalf("status %d", resp.StatusCode)
 			}
 		}

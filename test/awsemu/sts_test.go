@@ -161,7 +161,7 @@ func TestAudienceValidatorAndClaimsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp2.Body.Close()
-	if resp2.StatusCode != http.StatusNotFound {
+	if resp2.StatusCode != 404 {
 		t.Fatalf("caller of an op never called: %d", resp2.StatusCode)
 	}
 }

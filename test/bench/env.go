@@ -208,7 +208,7 @@ func buildOperator(ctx context.Context, root, dir string) (string, error) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, b)
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
 	}
 	return out, nil
 }

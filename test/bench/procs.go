@@ -276,7 +276,7 @@ func startBao(ctx context.Context, bin, dir string, cl *cleanups) (*bao, error) 
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("bao file audit device not enabled (err %w)", err)
+			return nil, fmt.Errorf("bao file audit device not enabled (err %v)", err)
 		}
 	}
 	return b, nil
@@ -286,7 +286,7 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration, p *proc) e
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := hc.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

@@ -87,7 +87,7 @@ func (e *awsEnv) validateWebIdentity(token, roleARN string) error {
 	}
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{awsp.DefaultAudience}}}
 	if err := e.kube.Client.Create(e.ctx(), tr); err != nil {
-		return fmt.Errorf("token review: %w", err)
+		return fmt.Errorf("token review: %v", err)
 	}
 	if !tr.Status.Authenticated {
 		return fmt.Errorf("token not authenticated by the API server: %s", tr.Status.Error)

@@ -117,7 +117,7 @@ var noCode = map[string]bool{"": true, "UnknownError": true}
 // and 429 keep their meaning).
 func KindForCode(code, _ string, status int) error {
 	if k, ok := codeKinds[code]; ok {
-		if errors.Is(k, provider.ErrNotFound) && status >= 500 {
+		if k == provider.ErrNotFound && status >= 500 {
 			return provider.ErrUnavailable // a failing server's word is not "gone"
 		}
 		return k
@@ -159,13 +159,9 @@ func MapError(err error) error {
 	if err == nil {
 		return nil
 	}
-	{
-		var errCase0 safeError
-		var errCase1 *provider.Error
-		switch {
-		case errors.As(err, &errCase0), errors.As(err, &errCase1):
-			return err
-		}
+	switch err.(type) {
+	case safeError, *provider.Error:
+		return err
 	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
@@ -234,23 +230,18 @@ func viaSTS(err error) bool {
 	if err == nil {
 		return false
 	}
-	oe := &smithy.OperationError{}
-	if errors.As(err, &oe) {
+	if oe, ok := err.(*smithy.OperationError); ok && oe.ServiceID == "STS" {
 		return true
 	}
-	{
-		var u interface{ Unwrap() []error }
-		var u1 interface{ Unwrap() error }
-		switch {
-		case errors.As(err, &u):
-			for _, e := range u.Unwrap() {
-				if viaSTS(e) {
-					return true
-				}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if viaSTS(e) {
+				return true
 			}
-		case errors.As(err, &u1):
-			return viaSTS(u1.Unwrap())
 		}
+	case interface{ Unwrap() error }:
+		return viaSTS(u.Unwrap())
 	}
 	return false
 }
@@ -285,7 +276,7 @@ func (e safeError) Unwrap() error { return e.err }
 // before a request is built.
 func CheckKey(key string) error {
 	if err := provider.CheckKey(key); err != nil {
-		return fmt.Errorf("%w: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err))
+		return fmt.Errorf("%v: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err))
 	}
 	return nil
 }
@@ -307,7 +298,7 @@ func CheckFindPath(path string) error {
 func MapManyError(err error) error {
 	mapped := MapError(err)
 	var pe *provider.Error
-	if errors.Is(provider.Classify(mapped), provider.ErrNotFound) && errors.As(mapped, &pe) {
+	if provider.Classify(mapped) == provider.ErrNotFound && errors.As(mapped, &pe) {
 		return Wrap(provider.ErrUnavailable, pe.Code, err)
 	}
 	return mapped

@@ -132,7 +132,7 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 			continue
 		}
 		if err := provider.CheckKey(mount); err != nil {
-			return fmt.Errorf("spec.provider.vault.auth.%s: %w: %w", field, err, errInvalid)
+			return fmt.Errorf("spec.provider.vault.auth.%s: %v: %w", field, err, errInvalid)
 		}
 	}
 	if r := a.AppRole; r != nil && (r.RoleID == "") == (r.RoleRef == nil) {
@@ -344,7 +344,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	}
 	if len(caPEM) > 0 {
 		if err := cfg.ConfigureTLS(&api.TLSConfig{CACertBytes: caPEM}); err != nil {
-			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %w: %w", err, errInvalid)
+			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %v: %w", err, errInvalid)
 		}
 	}
 	// After ConfigureTLS, which needs the bare *http.Transport: a hostile or broken
@@ -355,7 +355,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	hc.Transport = provider.CountRequests(hc.Transport, Name, requests{})
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("spec.provider.vault.server: %w: %w", err, errInvalid)
+		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, errInvalid)
 	}
 	// vault/api picks these up from the operator's environment; the store decides.
 	c.ClearToken()
@@ -466,7 +466,7 @@ func classify(err error) error {
 	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
-		if errors.Is(error(pe), err) {
+		if error(pe) == err {
 			return err
 		}
 		// Ours, but inside an HTTP-layer error (a body over the size limit inside a

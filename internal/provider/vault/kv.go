@@ -148,7 +148,7 @@ func (c *Client) confirmKV(ctx context.Context) error {
 	sec, err := c.call(ctx, func(tok string) (*api.Secret, error) { return c.api.Read(ctx, tok, path, nil) })
 	if err != nil {
 		var pe *provider.Error
-		if errors.As(err, &pe) && errors.Is(pe.Kind, provider.ErrNotFound) {
+		if errors.As(err, &pe) && pe.Kind == provider.ErrNotFound {
 			// Never let the probe's own 404 through as "not found".
 			err = wrap(provider.ErrInvalid, codeNoRoute, pe.Err)
 		}

@@ -424,7 +424,7 @@ func TestFindCaps(t *testing.T) {
 				}
 				dir, ok := strings.CutPrefix(p, "secret/metadata/")
 				if !ok || r.URL.Query().Get("list") != "true" {
-					http.Error(w, "unexpected", http.StatusInternalServerError)
+					http.Error(w, "unexpected", 500)
 					return
 				}
 				lists.Add(1)
@@ -520,7 +520,7 @@ func TestAmbiguousAnswersAreNotNotFound(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
-			if !errors.Is(tc.want, provider.ErrNotFound) && errors.Is(err, provider.ErrNotFound) {
+			if tc.want != provider.ErrNotFound && errors.Is(err, provider.ErrNotFound) {
 				t.Fatalf("err = %v also wraps ErrNotFound", err)
 			}
 			if tc.code != "" {

@@ -38,7 +38,7 @@ func emuClient(t *testing.T) (*awsemu.Server, provider.Client) {
 
 func wantErr(t *testing.T, err error, kind error, code string) {
 	t.Helper()
-	if !errors.Is(provider.Classify(err), kind) || !strings.HasSuffix(provider.SafeMessage(err), "("+code+")") {
+	if provider.Classify(err) != kind || !strings.HasSuffix(provider.SafeMessage(err), "("+code+")") {
 		t.Fatalf("err = %v (safe: %q), want %v (%s)", err, provider.SafeMessage(err), kind, code)
 	}
 }

@@ -2,7 +2,6 @@ package parameterstore_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/secretsync/secretsync/internal/provider"
@@ -48,7 +47,7 @@ func TestSDKBatchWithoutSelector(t *testing.T) {
 			}
 			for i, r := range res {
 				if want[i].value == "" {
-					if !errors.Is(provider.Classify(r.Err), provider.ErrNotFound) {
+					if provider.Classify(r.Err) != provider.ErrNotFound {
 						t.Errorf("%+v: err %v, want not found", refs[i], r.Err)
 					}
 					continue
