@@ -151,7 +151,7 @@ func (r *Reconciler) prune(ctx context.Context, ces *v1alpha1.ClusterExternalSec
 		if (matched.Has(es.Namespace) && es.Name == name) || es.DeletionTimestamp != nil {
 			continue
 		}
-		if err := r.Client.Delete(ctx, es); client.IgnoreNotFound(err) != nil {
+		if err := client.IgnoreNotFound(r.Client.Delete(ctx, es)); err != nil {
 			return fmt.Errorf("delete ExternalSecret %s/%s: %w", es.Namespace, es.Name, err)
 		}
 		log.FromContext(ctx).Info("removed stamped ExternalSecret", "namespace", es.Namespace, "name", es.Name)

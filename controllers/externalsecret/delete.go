@@ -2,6 +2,7 @@ package externalsecret
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 	for _, l := range live {
 		err := revokeOne(ctx, h.Client(), l)
 		switch {
-		case err == nil || provider.Classify(err) == provider.ErrNotFound: // revoked, or already gone
+		case err == nil || errors.Is(provider.Classify(err), provider.ErrNotFound): // revoked, or already gone
 		case firstErr == nil:
 			firstErr = err
 			fallthrough
@@ -125,7 +126,7 @@ func revokeOne(ctx context.Context, c provider.Client, l v1alpha1.LeaseStatus) e
 // revokeFailed: gone credentials cannot come back; anything else may recover.
 func (r *Reconciler) revokeFailed(ctx context.Context, es *v1alpha1.ExternalSecret, live []v1alpha1.LeaseStatus, path string, err error) (reconcile.Result, error) {
 	msg := path + ": " + provider.SafeMessage(err)
-	if provider.Classify(err) == provider.ErrCredentials {
+	if errors.Is(provider.Classify(err), provider.ErrCredentials) {
 		return r.leaveToExpire(ctx, es, live, msg)
 	}
 	return r.pending(ctx, es, live, msg)
@@ -199,6 +200,3 @@ func unexpired(ls []v1alpha1.LeaseStatus, now time.Time) []v1alpha1.LeaseStatus 
 type safeError string
 
 func (e safeError) Error() string { return string(e) }
-
-// errSafe renders err for controller-runtime's error log without backend text.
-func errSafe(err error) error { return safeError(provider.SafeMessage(err)) }

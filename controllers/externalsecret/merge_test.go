@@ -1,6 +1,7 @@
 package externalsecret
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestMergeWritersShareASecret(t *testing.T) {
 	if got := s.Annotations[annotationMergeKeys]; got != `{"b":["kb"]}` {
 		t.Fatalf("merge-keys = %s", got)
 	}
-	reqs := ownerOfSecret(nil, s)
+	reqs := ownerOfSecret(context.Background(), s)
 	if len(reqs) != 1 || reqs[0].Name != "b" {
 		t.Fatalf("watch maps the Secret to %v", reqs)
 	}

@@ -107,16 +107,16 @@ func providerFailure(path string, err error) outcome {
 		return outcome{kind: terminal, reason: v1alpha1.ReasonInvalidSpec, message: msg}
 	}
 	kind, reason := transient, v1alpha1.ReasonProviderError
-	switch provider.Classify(err) {
-	case provider.ErrNotFound:
+	switch class := provider.Classify(err); {
+	case errors.Is(class, provider.ErrNotFound):
 		reason = v1alpha1.ReasonKeyNotFound
-	case provider.ErrAccessDenied, provider.ErrAuth:
+	case errors.Is(class, provider.ErrAccessDenied), errors.Is(class, provider.ErrAuth):
 		reason = v1alpha1.ReasonAuthFailed
-	case provider.ErrThrottled:
+	case errors.Is(class, provider.ErrThrottled):
 		reason = v1alpha1.ReasonThrottled
-	case provider.ErrNotAllowed:
+	case errors.Is(class, provider.ErrNotAllowed):
 		kind, reason = terminal, v1alpha1.ReasonKeyNotAllowed
-	case provider.ErrCredentials:
+	case errors.Is(class, provider.ErrCredentials):
 		reason = v1alpha1.ReasonStoreNotReady
 	}
 	return outcome{kind: kind, reason: reason, message: msg}

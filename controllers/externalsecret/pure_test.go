@@ -1,6 +1,7 @@
 package externalsecret
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -157,12 +158,12 @@ func TestProperty(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := provider.Property(v, c.path)
-			if err != c.err || (err == nil && string(got) != c.want) {
+			if !errors.Is(err, c.err) || (err == nil && string(got) != c.want) {
 				t.Fatalf("got %q, %v; want %q, %v", got, err, c.want, c.err)
 			}
 		})
 	}
-	if _, err := provider.Property([]byte("plain"), "x"); err != provider.ErrNotJSON {
+	if _, err := provider.Property([]byte("plain"), "x"); !errors.Is(err, provider.ErrNotJSON) {
 		t.Fatalf("non-JSON value: %v", err)
 	}
 }

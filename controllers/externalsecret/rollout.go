@@ -17,6 +17,7 @@ package externalsecret
 // cost memory all the time for an event that happens a few times a day.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -230,7 +231,7 @@ func restartable(o client.Object, changedAt time.Time) bool {
 	if o.GetAnnotations()[v1alpha1.AnnotationRollout] == "false" {
 		return false
 	}
-	return !o.GetCreationTimestamp().Time.After(changedAt)
+	return !o.GetCreationTimestamp().After(changedAt)
 }
 
 // enqueue adds keys for es's secret; a workload already queued keeps its due time,
@@ -399,7 +400,7 @@ func dataDiffers(old, updated *corev1.Secret) bool {
 		return true
 	}
 	for k, v := range old.Data {
-		if w, ok := updated.Data[k]; !ok || string(v) != string(w) {
+		if w, ok := updated.Data[k]; !ok || !bytes.Equal(v, w) {
 			return true
 		}
 	}

@@ -135,7 +135,7 @@ func (r *Reconciler) facts(ctx context.Context, sc *scope, mem memory, known boo
 	return syncFacts{
 		known:       known,
 		specChanged: (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
-		forced:      force != "" && force != es.Status.ObservedForceSync && !(known && mem.forceSync == force),
+		forced:      force != "" && force != es.Status.ObservedForceSync && (!known || mem.forceSync != force),
 		drifted:     r.drifted(ctx, es, sc.existing),
 		ready:       isReady(es),
 		slotDue:     known && !mem.next.IsZero() && !now.Before(mem.next),

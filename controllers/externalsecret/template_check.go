@@ -52,7 +52,7 @@ func checkTemplateNode(n parse.Node) error {
 				}
 			}
 		case id.Ident == "indent" || id.Ident == "nindent":
-			if num, ok := x.Args[1].(*parse.NumberNode); ok && !(num.IsInt && num.Int64 >= 0 && num.Int64 <= maxPad) {
+			if num, ok := x.Args[1].(*parse.NumberNode); ok && (!num.IsInt || num.Int64 < 0 || num.Int64 > maxPad) {
 				return errTplPad
 			}
 		}

@@ -109,13 +109,6 @@ func (s *sim) read(ref provider.Ref, maxAge time.Duration) result {
 	return s.wait(s.start(ref, maxAge), time.Millisecond)
 }
 
-// queued is how many readers' calls wait to be sent.
-func (s *sim) queued() int {
-	s.h.mu.Lock()
-	defer s.h.mu.Unlock()
-	return len(s.h.pending)
-}
-
 // cachedFresh: a reader with maxAge would be answered from the cache now.
 func (s *sim) cachedFresh(ref provider.Ref, maxAge time.Duration) bool {
 	s.h.mu.Lock()

@@ -4,8 +4,9 @@ package operator
 
 import (
 	"fmt"
-	"k8s.io/utils/clock"
 	"time"
+
+	"k8s.io/utils/clock"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
