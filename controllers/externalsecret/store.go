@@ -124,8 +124,12 @@ func newAdmission(admitted []v1alpha1.StoreCondition) *admission {
 			a.all = true
 		}
 		for _, pattern := range c.AllowedKeys {
-			// A pattern that does not compile admits nothing (the store's own
-			// validation reports it); it must never widen admission.
+			// A pattern that does not compile admits nothing (the store is
+			// InvalidSpec); it must never widen admission. The bare pattern must
+			// compile too: "a)|(.*" fails alone but, wrapped, would admit every key.
+			if _, err := regexp.Compile(pattern); err != nil {
+				continue
+			}
 			if re, err := regexp.Compile(`^(?:` + pattern + `)$`); err == nil {
 				a.res = append(a.res, re)
 			}
