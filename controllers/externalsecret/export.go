@@ -1,0 +1,95 @@
+package externalsecret
+
+import (
+	"context"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
+)
+
+// This file exports thin wrappers for tools outside the operator (the kubectl plugin,
+// cmd/kubectl-secretsync) that must answer with the operator's own rules: the refresh
+// slot and ClusterSecretStore admission. They add no logic of their own, so the
+// plugin can never disagree with the controller.
+
+// RefreshInterval is es's refresh interval with the default applied.
+func RefreshInterval(es *v1alpha1.ExternalSecret) time.Duration { return refreshInterval(es) }
+
+// Periodic reports whether es's refreshPolicy refreshes on the interval at all.
+func Periodic(es *v1alpha1.ExternalSecret) bool {
+	return policyAllows(es.Spec.RefreshPolicy, true, true).periodic && refreshInterval(es) > 0
+}
+
+// NextRefresh is the first scheduled refresh slot after now (zero when es does not
+// refresh periodically). It is the slot after a refresh that happened at now-ish
+// without the "fresh" push, i.e. the slot the controller keeps across restarts.
+func NextRefresh(es *v1alpha1.ExternalSecret, now time.Time) time.Time {
+	if !Periodic(es) {
+		return time.Time{}
+	}
+	return nextSlot(now, refreshInterval(es), anchor(es), false)
+}
+
+// CacheWindow is how old a value may be and still serve a scheduled refresh.
+func CacheWindow(interval time.Duration) time.Duration { return cacheWindow(interval) }
+
+// SpecKey is one key or path an ExternalSecret names: where it is written (Path), the
+// key as written (Key) and the string allowedKeys are matched against (Admitted).
+type SpecKey struct{ Path, Key, Admitted string }
+
+// SpecKeys lists every key the spec names, in spec order.
+func SpecKeys(es *v1alpha1.ExternalSecret) []SpecKey {
+	var out []SpecKey
+	for _, k := range specKeys(es) {
+		out = append(out, SpecKey{Path: k.path, Key: k.key, Admitted: k.admitted})
+	}
+	return out
+}
+
+// AdmittingConditions returns the indexes of css.spec.conditions that admit
+// namespace ns (its labels are read with c, as the controller does).
+func AdmittingConditions(ctx context.Context, c ctrl.Client, css *v1alpha1.ClusterSecretStore, ns string) ([]int, error) {
+	r := &Reconciler{Client: c}
+	var out []int
+	for i := range css.Spec.Conditions {
+		one := css.DeepCopy()
+		one.Spec.Conditions = one.Spec.Conditions[i : i+1]
+		got, err := r.admittingConditions(ctx, one, ns)
+		if err != nil {
+			return nil, err
+		}
+		if len(got) > 0 {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// KeyAllowedBy returns the first of the given condition indexes whose allowedKeys
+// admit key (-1: none does), with the controller's whole-key matching.
+func KeyAllowedBy(css *v1alpha1.ClusterSecretStore, conditions []int, key string) int {
+	for _, i := range conditions {
+		if newAdmission(css.Spec.Conditions[i : i+1]).allows(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// AdmittedBy is the controller's admission decision for es against css: the first
+// admitting condition index, and when a key is refused, that key (ok=false).
+// conditionIndex is -1 when the namespace is not admitted at all.
+func AdmittedBy(ctx context.Context, c ctrl.Client, css *v1alpha1.ClusterSecretStore, es *v1alpha1.ExternalSecret) (conditionIndex int, key string, ok bool, err error) {
+	idx, err := AdmittingConditions(ctx, c, css, es.Namespace)
+	if err != nil || len(idx) == 0 {
+		return -1, "", false, err
+	}
+	var admitted []v1alpha1.StoreCondition
+	for _, i := range idx {
+		admitted = append(admitted, css.Spec.Conditions[i])
+	}
+	_, key, ok = keysAllowed(es, newAdmission(admitted))
+	return idx[0], key, ok, nil
+}
