@@ -74,6 +74,11 @@ func ForceSync(ctx context.Context, c client.Client, keys []types.NamespacedName
 		}
 	}
 	fmt.Fprintln(progress)
+	if len(waiting) > 0 {
+		// The operator records status.observedForceSync after a successful refresh
+		// only; a failing one leaves Ready as it was, so it cannot be told apart.
+		fmt.Fprintf(progress, "%d not observed within %s: a refresh that fails leaves no trace in the status; the reason shown is the current one\n", len(waiting), timeout)
+	}
 	out := make([]SyncResult, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, results[k])
