@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/secretsync/secretsync/internal/cli/convert"
 )
 
 func (e *env) convertCmd() *cobra.Command {
@@ -41,7 +43,7 @@ reproduced are listed on stderr with their path (exit 1).`,
 
 // writeConverted converts in and returns the exit code.
 func writeConverted(in io.Reader, out, errOut io.Writer) int {
-	res, err := Convert(in)
+	res, err := convert.Convert(in)
 	if err != nil {
 		fmt.Fprintf(errOut, "error: %v\n", err)
 		return ExitProblem

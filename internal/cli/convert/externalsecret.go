@@ -1,4 +1,4 @@
-package cli
+package convert
 
 func convertESSpec(n node) map[string]any {
 	out := map[string]any{}

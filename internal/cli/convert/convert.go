@@ -1,4 +1,8 @@
-package cli
+// Package convert turns External Secrets Operator manifests into secretsync ones
+// (kubectl secretsync convert). ESO's YAML is read generically (map[string]any), not
+// with ESO's Go types: every field is either mapped, dropped with a warning (no
+// effect here) or reported as unsupported with its path — never dropped silently.
+package convert
 
 import (
 	"bytes"
@@ -9,7 +13,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const ourAPIVersion = "secretsync.dev/v1alpha1"
+// APIVersion is the apiVersion of every converted object.
+const APIVersion = "secretsync.dev/v1alpha1"
 
 // Converted is the result of converting a stream of ESO manifests.
 type Converted struct {
@@ -128,7 +133,7 @@ func convertObject(m map[string]any, where string, rep *report) *converted {
 		rep.fail(id, "no spec")
 		return nil
 	}
-	body := map[string]any{"apiVersion": ourAPIVersion, "kind": kind, "metadata": convertMetadata(md)}
+	body := map[string]any{"apiVersion": APIVersion, "kind": kind, "metadata": convertMetadata(md)}
 	ns, _ := body["metadata"].(map[string]any)["namespace"].(string)
 	switch kind {
 	case "SecretStore", "ClusterSecretStore":

@@ -1,4 +1,4 @@
-package cli
+package convert
 
 // admitAllTrailer follows a ClusterSecretStore whose ESO original had no
 // conditions: ESO admits every namespace then, ours admits none.
