@@ -22,14 +22,22 @@ func Periodic(es *v1alpha1.ExternalSecret) bool {
 	return policyAllows(es.Spec.RefreshPolicy, true, true).periodic && refreshInterval(es) > 0
 }
 
-// NextRefresh is the first scheduled refresh slot after now (zero when es does not
-// refresh periodically). It is the slot after a refresh that happened at now-ish
-// without the "fresh" push, i.e. the slot the controller keeps across restarts.
-func NextRefresh(es *v1alpha1.ExternalSecret, now time.Time) time.Time {
+// NextRefresh is the controller's next refresh slot after now, given the last
+// refresh it knows of (zero: none known). After a refresh the controller pushes the
+// next slot at least half an interval away (nextSlot with fresh=true); with no
+// refresh since, it keeps the slot (fresh=false). Zero when es does not refresh
+// periodically.
+func NextRefresh(es *v1alpha1.ExternalSecret, lastRefresh, now time.Time) time.Time {
 	if !Periodic(es) {
 		return time.Time{}
 	}
-	return nextSlot(now, refreshInterval(es), anchor(es), false)
+	iv, a := refreshInterval(es), anchor(es)
+	if !lastRefresh.IsZero() {
+		if next := nextSlot(lastRefresh, iv, a, true); next.After(now) {
+			return next
+		}
+	}
+	return nextSlot(now, iv, a, false)
 }
 
 // CacheWindow is how old a value may be and still serve a scheduled refresh.
@@ -76,20 +84,4 @@ func KeyAllowedBy(css *v1alpha1.ClusterSecretStore, conditions []int, key string
 		}
 	}
 	return -1
-}
-
-// AdmittedBy is the controller's admission decision for es against css: the first
-// admitting condition index, and when a key is refused, that key (ok=false).
-// conditionIndex is -1 when the namespace is not admitted at all.
-func AdmittedBy(ctx context.Context, c ctrl.Client, css *v1alpha1.ClusterSecretStore, es *v1alpha1.ExternalSecret) (conditionIndex int, key string, ok bool, err error) {
-	idx, err := AdmittingConditions(ctx, c, css, es.Namespace)
-	if err != nil || len(idx) == 0 {
-		return -1, "", false, err
-	}
-	var admitted []v1alpha1.StoreCondition
-	for _, i := range idx {
-		admitted = append(admitted, css.Spec.Conditions[i])
-	}
-	_, key, ok = keysAllowed(es, newAdmission(admitted))
-	return idx[0], key, ok, nil
 }

@@ -120,7 +120,7 @@ func Explain(ctx context.Context, c client.Client, ns, name string, now time.Tim
 		x.RefreshPolicy = string(v1alpha1.RefreshPeriodic)
 	}
 	x.RefreshInterval = externalsecret.RefreshInterval(es).String()
-	if next := externalsecret.NextRefresh(es, now); !next.IsZero() {
+	if next := externalsecret.NextRefresh(es, lastRefresh(es), now); !next.IsZero() {
 		x.NextRefresh = &next
 	}
 	for _, l := range es.Status.Leases {
@@ -128,6 +128,21 @@ func Explain(ctx context.Context, c client.Client, ns, name string, now time.Tim
 			IssuedAt: timePtr(l.IssuedAt), ExpiresAt: l.ExpiresAt.Time, Keys: l.Keys})
 	}
 	return x, nil
+}
+
+// lastRefresh is the latest refresh the status proves: the last data change
+// (syncedAt) or the last time Ready changed. A refresh that changed nothing leaves
+// no trace, so the next slot shown is the one the controller keeps unless it
+// refreshed off-slot since (force-sync, spec edit, drift repair).
+func lastRefresh(es *v1alpha1.ExternalSecret) time.Time {
+	var t time.Time
+	if es.Status.SyncedAt != nil {
+		t = es.Status.SyncedAt.Time
+	}
+	if c := meta.FindStatusCondition(es.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.LastTransitionTime.After(t) {
+		t = c.LastTransitionTime.Time
+	}
+	return t
 }
 
 func timePtr(t *metav1.Time) *time.Time {
