@@ -85,3 +85,10 @@ func KeyAllowedBy(css *v1alpha1.ClusterSecretStore, conditions []int, key string
 	}
 	return -1
 }
+
+// CheckTemplate applies the controller's parse-time rules to one target.template.data
+// entry (the function allowlist, no define, ...). The error is a fixed description.
+func CheckTemplate(key, text string) error {
+	_, err := parseTemplate(key, text)
+	return err
+}

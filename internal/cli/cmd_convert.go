@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/secretsync/secretsync/controllers/externalsecret"
 	"github.com/secretsync/secretsync/internal/cli/convert"
 )
 
@@ -43,7 +44,7 @@ reproduced are listed on stderr with their path (exit 1).`,
 
 // writeConverted converts in and returns the exit code.
 func writeConverted(in io.Reader, out, errOut io.Writer) int {
-	res, err := convert.Convert(in)
+	res, err := convert.Convert(in, externalsecret.CheckTemplate)
 	if err != nil {
 		fmt.Fprintf(errOut, "error: %v\n", err)
 		return ExitProblem

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/secretsync/secretsync/controllers/externalsecret"
 	"github.com/secretsync/secretsync/internal/cli/convert"
 	"github.com/secretsync/secretsync/internal/testenv"
 )
@@ -35,7 +36,7 @@ func TestConvertedManifestsAccepted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := convert.Convert(bytes.NewReader(b))
+		res, err := convert.Convert(bytes.NewReader(b), externalsecret.CheckTemplate)
 		if err != nil || len(res.Errors) > 0 {
 			t.Fatalf("%s: %v %v", in, err, res.Errors)
 		}

@@ -231,6 +231,8 @@ func TestCLI(t *testing.T) {
 		if got[v1alpha1.ReasonNamespaceNotAllowed] != 1 || got[v1alpha1.ReasonKeyNotFound] != 1 || len(got) != 2 {
 			t.Fatalf("not Ready by reason %v (%+v)", got, s.NotReady)
 		}
+		all := r.want(cli.ExitProblem, "status", "-A", "-o", "yaml")
+		contains(t, "status -A -o yaml", all, "reason: NamespaceNotAllowed", ns+"/denied", "priceTable:")
 		for _, p := range s.Cost {
 			if p.Kind == "SecretStore" && p.Name == "sm" {
 				// cli/db and cli/nope hourly, each alone in its call: 2 × 720.

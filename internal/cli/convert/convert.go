@@ -54,16 +54,20 @@ func stripComments(b []byte) []byte {
 	return out
 }
 
+// TemplateChecker checks one target.template.data entry with the operator's own
+// parse-time rules (externalsecret.CheckTemplate); nil skips the check.
+type TemplateChecker func(key, text string) error
+
 // Convert reads ESO manifests (external-secrets.io/v1 and v1beta1) and converts
 // them. It never fails as a whole: what cannot be converted is in Errors, by path.
-func Convert(r io.Reader) (Converted, error) {
+func Convert(r io.Reader, check TemplateChecker) (Converted, error) {
 	in, err := io.ReadAll(r)
 	if err != nil {
 		return Converted{}, fmt.Errorf("read input: %w", err)
 	}
 	var out Converted
 	for i, doc := range splitDocs(in) {
-		rep := &report{}
+		rep := &report{checkTemplate: check}
 		var m map[string]any
 		if err := yaml.Unmarshal(doc, &m); err != nil {
 			out.Errors = append(out.Errors, fmt.Sprintf("document %d: not valid YAML: %v", i+1, err))

@@ -1,5 +1,7 @@
 package convert
 
+import "sort"
+
 func convertESSpec(n node) map[string]any {
 	out := map[string]any{}
 	if ref, ok := n.child("secretStoreRef"); ok {
@@ -41,7 +43,9 @@ func convertTarget(t node) map[string]any {
 			md.done()
 			set(m, "metadata", mm)
 		}
-		set(m, "data", tpl.stringMap("data"))
+		data := tpl.stringMap("data")
+		checkTemplates(tpl, data)
+		set(m, "data", data)
 		tpl.unsupported("templateFrom", "templates from ConfigMaps/Secrets; inline them in template.data")
 		tpl.done()
 		out["template"] = m
@@ -150,4 +154,22 @@ func convertCESSpec(n node) map[string]any {
 	}
 	n.done()
 	return out
+}
+
+// checkTemplates reports template entries the operator would refuse (ESO's
+// templates may use Sprig functions that secretsync does not have).
+func checkTemplates(tpl node, data map[string]any) {
+	if tpl.r.checkTemplate == nil {
+		return
+	}
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := tpl.r.checkTemplate(k, data[k].(string)); err != nil {
+			tpl.r.fail(tpl.at("data")+"["+k+"]", "unsupported: %v: it uses a function or construct secretsync's templates do not have (docs/reference.md lists them)", err)
+		}
+	}
 }

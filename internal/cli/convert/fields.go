@@ -20,6 +20,8 @@ type node struct {
 type report struct {
 	warnings []string // dropped: no effect here
 	errors   []string // unsupported: behaviour cannot be reproduced
+
+	checkTemplate TemplateChecker
 }
 
 func (r *report) warn(path, format string, a ...any) {
