@@ -28,8 +28,9 @@ generate: ## deepcopy, CRDs, RBAC; copies into the chart
 verify: ## fails when a Go file is not gofmt'ed, anything generated is stale or a CRD is too large
 	hack/verify.sh
 
-build: ## the operator binary
+build: ## the operator binary and the kubectl plugin (bin/kubectl-secretsync)
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/secretsync .
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubectl-secretsync ./cmd/kubectl-secretsync
 
 lint: ## golangci-lint (.golangci.yml) and kube-api-linter on api/ (.golangci-kal.yml); builds both once, cached outside the checkout
 	hack/lint.sh
