@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -162,7 +164,10 @@ func readyAndCurrent(store v1alpha1.GenericStore) bool {
 
 // check returns the Ready reason, a message naming fields (never values) and
 // whether the failure is transient. The spec has passed validate.
-func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (string, string, bool) {
+func (r *Reconciler) check(ctx context.Context, store v1alpha1.GenericStore) (reason, msg string, transient bool) {
+	defer func() {
+		log.FromContext(ctx).V(1).Info("store checked", "reason", reason, "transient", transient)
+	}()
 	if provider.UsesConsumerNamespace(store) {
 		// Credentials depend on the consuming namespace's ServiceAccount: they are
 		// checked when an ExternalSecret uses the store.
