@@ -92,8 +92,25 @@ type LeaseExplained struct {
 	Keys      []string   `json:"keys,omitempty"`
 }
 
-// rolloutNote: spec.target.rollout (api.md) is not in this API version yet.
-const rolloutNote = "not shown: spec.target.rollout is not in this version's API"
+// rolloutOf describes spec.target.rollout and the last restart (status.rollout).
+func rolloutOf(es *v1alpha1.ExternalSecret) string {
+	r := es.Spec.Target.Rollout
+	if r == nil || (r.Consumers != v1alpha1.RolloutAuto && len(r.Targets) == 0) {
+		return "none (workloads are not restarted when the Secret changes)"
+	}
+	var parts []string
+	if r.Consumers == v1alpha1.RolloutAuto {
+		parts = append(parts, "Auto (Deployments, StatefulSets, DaemonSets using the Secret)")
+	}
+	for _, w := range r.Targets {
+		parts = append(parts, string(w.Kind)+"/"+w.Name)
+	}
+	out := strings.Join(parts, ", ")
+	if st := es.Status.Rollout; st != nil && st.LastRestartAt != nil {
+		out += fmt.Sprintf("; last restart %s of %d workload(s)", st.LastRestartAt.UTC().Format(time.RFC3339), len(st.Restarted))
+	}
+	return out
+}
 
 // Explain gathers the explanation of ExternalSecret ns/name.
 func Explain(ctx context.Context, c client.Client, ns, name string, now time.Time) (*Explanation, error) {
@@ -101,7 +118,7 @@ func Explain(ctx context.Context, c client.Client, ns, name string, now time.Tim
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, es); err != nil {
 		return nil, fmt.Errorf("get ExternalSecret %s/%s: %w", ns, name, err)
 	}
-	x := &Explanation{Namespace: ns, Name: name, Rollout: rolloutNote}
+	x := &Explanation{Namespace: ns, Name: name, Rollout: rolloutOf(es)}
 	if err := explainStore(ctx, c, es, x); err != nil {
 		return nil, err
 	}
