@@ -122,7 +122,9 @@ func TestRetryingAcrossFailover(t *testing.T) {
 		wantErr   bool
 	}{
 		{"a KV read rides out a dropped connection and a standby's 500", []error{errDropped, respErr(500, "error during forwarding RPC request")},
-			func(ctx context.Context, r retrying) (*api.Secret, error) { return r.Read(ctx, "t", "secret/data/app", nil) }, 3, false},
+			func(ctx context.Context, r retrying) (*api.Secret, error) {
+				return r.Read(ctx, "t", "secret/data/app", nil)
+			}, 3, false},
 		{"a lease renewal rides out a 502", []error{respErr(502)},
 			func(ctx context.Context, r retrying) (*api.Secret, error) {
 				return r.Write(ctx, "t", "sys/leases/renew", map[string]any{"lease_id": "x"})
@@ -136,13 +138,21 @@ func TestRetryingAcrossFailover(t *testing.T) {
 				return r.Write(ctx, "", "auth/approle/login", nil)
 			}, 2, true},
 		{"a dynamic GET that may have issued is not sent again", []error{errDropped},
-			func(ctx context.Context, r retrying) (*api.Secret, error) { return r.Read(ctx, "t", "database/creds/ro", nil) }, 1, true},
+			func(ctx context.Context, r retrying) (*api.Secret, error) {
+				return r.Read(ctx, "t", "database/creds/ro", nil)
+			}, 1, true},
 		{"a PKI issue that may have issued is not sent again", []error{respErr(502)},
-			func(ctx context.Context, r retrying) (*api.Secret, error) { return r.Write(ctx, "t", "pki/issue/web", nil) }, 1, true},
+			func(ctx context.Context, r retrying) (*api.Secret, error) {
+				return r.Write(ctx, "t", "pki/issue/web", nil)
+			}, 1, true},
 		{"a sealed server is not waited for", []error{respErr(503, "Vault is sealed")},
-			func(ctx context.Context, r retrying) (*api.Secret, error) { return r.Read(ctx, "t", "secret/data/app", nil) }, 1, true},
+			func(ctx context.Context, r retrying) (*api.Secret, error) {
+				return r.Read(ctx, "t", "secret/data/app", nil)
+			}, 1, true},
 		{"an outage longer than the grace fails the call", []error{errRefused},
-			func(ctx context.Context, r retrying) (*api.Secret, error) { return r.Read(ctx, "t", "secret/data/app", nil) }, -1, true},
+			func(ctx context.Context, r retrying) (*api.Secret, error) {
+				return r.Read(ctx, "t", "secret/data/app", nil)
+			}, -1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktesting.NewFakeClock(time.Now())
