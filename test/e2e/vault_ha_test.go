@@ -293,6 +293,9 @@ func TestVaultHA(t *testing.T) {
 			return
 		}
 	}
+	e.op.Stop(t)
+	t.Logf("the operator retried %d Vault requests during the failovers",
+		strings.Count(e.op.Logs(), "vault request failed during a possible failover, retrying"))
 }
 
 func (e *haEnv) dynamicSynced() bool {
@@ -313,6 +316,17 @@ func (e *haEnv) failover(t *testing.T, m *haMonitor, round string, viaStandby bo
 	e.cluster.Front.DropConnections()
 	// Every connection now goes to the routed node; wait for a refresh round on it.
 	time.Sleep(2 * haRefreshing)
+	// Baseline: how long a new value takes to reach every Secret without a failover
+	// (refresh interval, slot jitter, 50 reconciles on a shared machine).
+	m.expect(round + "-baseline")
+	written := time.Now()
+	e.putRound(t, round+"-baseline")
+	Eventually(t, haGrace, "every KV ExternalSecret to sync the baseline round", func() bool {
+		n, _ := m.synced()
+		return n == haKVCount
+	})
+	_, last := m.synced()
+	t.Logf("baseline: every ExternalSecret synced a new value %s after it was written", last.Sub(written).Round(time.Millisecond))
 	loginsBefore := e.cluster.AuditCount(t, haLoginPath)
 	leaseBefore := e.lease(t)
 	if f := m.failures(); len(f) > 0 {
@@ -332,7 +346,7 @@ func (e *haEnv) failover(t *testing.T, m *haMonitor, round string, viaStandby bo
 		n, _ := m.synced()
 		return n == haKVCount
 	})
-	_, last := m.synced()
+	_, last = m.synced()
 	gap := last.Sub(killed)
 	t.Logf("MAX GAP: every ExternalSecret synced again %s after SIGKILL of the active node", gap.Round(time.Millisecond))
 	if gap > haGrace {
