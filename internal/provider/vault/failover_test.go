@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -309,4 +310,29 @@ func TestUserTokenRenewedNeverRevoked(t *testing.T) {
 	if c.Logins() != 0 {
 		t.Fatalf("a user token counted as %d logins", c.Logins())
 	}
+}
+
+// FuzzUserTokenLife: whatever a lookup-self answer holds, a token is renewed only
+// with a positive TTL and a positive increment.
+func FuzzUserTokenLife(f *testing.F) {
+	for _, seed := range []string{
+		`{"data":{"ttl":60,"creation_ttl":120,"renewable":true}}`,
+		`{"data":{"ttl":0,"renewable":true}}`,
+		`{"data":{"ttl":60,"renewable":false}}`,
+		`{"data":{"ttl":"60","creation_ttl":"x","renewable":"true"}}`,
+		`{"data":{"ttl":60,"creation_ttl":99999999999999999,"renewable":true}}`,
+		`{"data":{"ttl":-5,"creation_ttl":-1,"renewable":true}}`,
+		`{"data":null}`, `null`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sec, err := decodeSecret(bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		if l, ok := userTokenLife(sec); ok && (l.ttl <= 0 || l.increment <= 0) {
+			t.Fatalf("renewal with ttl %s, increment %s", l.ttl, l.increment)
+		}
+	})
 }

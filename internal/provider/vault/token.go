@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -190,7 +191,8 @@ func userTokenLife(sec *api.Secret) (tokenInfo, bool) {
 	}
 	l := tokenInfo{ttl: ttl, increment: ttl}
 	if created, ok := sec.Data["creation_ttl"].(json.Number); ok {
-		if n, err := created.Int64(); err == nil && n > 0 {
+		// Bounded so that the Duration cannot overflow into a negative increment.
+		if n, err := created.Int64(); err == nil && n > 0 && n < int64(math.MaxInt64/time.Second) {
 			l.increment = time.Duration(n) * time.Second
 		}
 	}
