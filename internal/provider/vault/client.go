@@ -365,7 +365,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration, c
 	if spec.Namespace == "" {
 		c.ClearNamespace()
 	}
-	return retrying{next: apiClient{c: c, timeout: timeout}, timeout: timeout, clock: clk, kvMount: kvMountOf(spec)}, nil
+	return retrying{next: apiClient{c: c, timeout: timeout}, timeout: timeout, clock: clk, kvMount: kvMountOf(spec), outage: &outage{}}, nil
 }
 
 func (a apiClient) with(token string) *api.Logical {

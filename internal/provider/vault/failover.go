@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,9 +29,10 @@ import (
 // Tokens and leases live in Raft, so the new active node accepts them: the client
 // retries instead of logging in again.
 
-// failoverGrace is how long one call keeps retrying (api.md: a leader change that
-// lasts less than 30 s must not make anything Ready=False). The per-call deadline
-// (--backend-timeout) bounds it too: the retries are inside that deadline.
+// failoverGrace is how long after an outage began requests keep retrying (api.md:
+// a leader change that lasts less than 30 s must not make anything Ready=False).
+// The per-call deadline (--backend-timeout) bounds each call too: its retries are
+// inside that deadline.
 const failoverGrace = 30 * time.Second
 
 const (
@@ -50,11 +52,41 @@ const (
 //   - Everything else may issue credentials (logins, dynamic secrets read or
 //     written on other mounts, PKI issue): sent again only in the first case, so a
 //     failover never issues a credential twice.
+//
+// The grace runs from the first failure of an outage, not per request: once the
+// backend has failed for longer than the grace, requests are sent once and fail
+// fast (the contract's "the outage outlasts the grace"), until one succeeds.
 type retrying struct {
 	next    vaultAPI
 	timeout time.Duration // the whole call, retries included
 	clock   clock.Clock
 	kvMount string
+	outage  *outage
+}
+
+// outage is when the backend began failing like a failover (zero: it is
+// answering), shared by every request of one client.
+type outage struct {
+	mu          sync.Mutex
+	since, last time.Time
+}
+
+// begin records a failure and returns when its outage began. A failure long after
+// the last one (an idle client) starts a new outage.
+func (o *outage) begin(now time.Time) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.since.IsZero() || now.Sub(o.last) > failoverGrace {
+		o.since = now
+	}
+	o.last = now
+	return o.since
+}
+
+func (o *outage) end() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.since = time.Time{}
 }
 
 func (r retrying) Read(ctx context.Context, token, path string, query url.Values) (*api.Secret, error) {
@@ -102,17 +134,25 @@ func withIdempotent(ctx context.Context) context.Context {
 func isIdempotent(ctx context.Context) bool { v, _ := ctx.Value(idempotentKey{}).(bool); return v }
 
 func (r retrying) do(ctx context.Context, path string, idempotent bool, send func(context.Context) (*api.Secret, error)) (*api.Secret, error) {
-	budget := min(r.timeout, failoverGrace)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	start := r.clock.Now()
 	for attempt := 0; ; attempt++ {
 		sec, err := send(ctx)
-		if err == nil || ctx.Err() != nil || !retryable(err, idempotent) {
+		var began time.Time
+		switch {
+		case err == nil:
+			r.outage.end()
+			return sec, nil
+		case retryable(err, true):
+			began = r.outage.begin(r.clock.Now())
+		case statusOf(err) != 0:
+			r.outage.end() // a node answered
+		}
+		if ctx.Err() != nil || !retryable(err, idempotent) {
 			return sec, err
 		}
 		wait := backoff(attempt)
-		if r.clock.Since(start)+wait > budget {
+		if r.clock.Since(began)+wait > failoverGrace {
 			return nil, err
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {

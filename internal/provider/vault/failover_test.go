@@ -161,7 +161,7 @@ func TestRetryingAcrossFailover(t *testing.T) {
 			if tc.wantCalls == -1 {
 				s.forever = errRefused
 			}
-			r := retrying{next: s, timeout: time.Minute, clock: clk, kvMount: "secret"}
+			r := retrying{next: s, timeout: time.Minute, clock: clk, kvMount: "secret", outage: &outage{}}
 			err, elapsed := runStepping(t, clk, func() error { _, err := tc.call(t.Context(), r); return err })
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
@@ -174,6 +174,35 @@ func TestRetryingAcrossFailover(t *testing.T) {
 				t.Fatalf("gave up after %s and %d requests, want several within %s", elapsed, s.n(), failoverGrace)
 			}
 		})
+	}
+}
+
+// The grace runs from the start of an outage: once it has outlasted the grace, a
+// call makes one attempt (fails fast) until the backend answers again.
+func TestOutageOutlastingTheGraceFailsFast(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	s := &scripted{forever: errRefused}
+	r := retrying{next: s, timeout: time.Minute, clock: clk, kvMount: "secret", outage: &outage{}}
+	read := func() error { _, err := r.Read(t.Context(), "t", "secret/data/app", nil); return err }
+	if err, _ := runStepping(t, clk, read); err == nil {
+		t.Fatal("a read during a long outage succeeded")
+	}
+	first := s.n()
+	clk.Step(failoverGrace / 2) // the same outage, now older than the grace
+	if err, _ := runStepping(t, clk, read); err == nil || s.n() != first+1 {
+		t.Fatalf("after the grace: %d more requests (err %v), want exactly 1", s.n()-first, err)
+	}
+	s.mu.Lock()
+	s.forever = nil // the backend answers again
+	s.mu.Unlock()
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.errs = []error{errRefused} // a new, short outage is ridden out again
+	s.mu.Unlock()
+	if err, _ := runStepping(t, clk, read); err != nil {
+		t.Fatalf("a new outage after recovery was not retried: %v", err)
 	}
 }
 
