@@ -365,3 +365,28 @@ func FuzzUserTokenLife(f *testing.F) {
 		}
 	})
 }
+
+// Decrypt marks its request idempotent, so a dropped connection is retried.
+func TestDecryptIsRetriedAcrossFailover(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	var mu sync.Mutex
+	decrypts := 0
+	f := &fakeAPI{handle: func(_, _, path string, _ url.Values, _ map[string]any) (*api.Secret, error) {
+		if path != "transit/decrypt/k" {
+			return &api.Secret{Data: map[string]any{}}, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if decrypts++; decrypts == 1 {
+			return nil, errDropped
+		}
+		return &api.Secret{Data: map[string]any{"plaintext": "aGk="}}, nil
+	}}
+	r := retrying{next: f, timeout: time.Minute, clock: clk, kvMount: "secret", outage: &outage{}}
+	c := newClient(r, staticToken{token: "t"}, appRoleSpec(), clk, nil)
+	defer c.Close(context.Background())
+	err, _ := runStepping(t, clk, func() error { _, err := c.Decrypt(t.Context(), "", "k", "vault:v1:x"); return err })
+	if err != nil || decrypts != 2 {
+		t.Fatalf("Decrypt after a dropped connection: %v after %d requests, want success after 2", err, decrypts)
+	}
+}
