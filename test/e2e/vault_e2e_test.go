@@ -233,7 +233,9 @@ func TestVaultStoppedLeavesSecretAndRecovers(t *testing.T) {
 	before := e.secret(t, ns, "app")
 
 	bao.Stop(t)
-	e.waitReady(t, ns, "app", metav1.ConditionFalse, 30*time.Second)
+	// A refused connection may be a failover: the client retries it for the 30 s
+	// grace of api.md before the ExternalSecret turns Ready=False.
+	e.waitReady(t, ns, "app", metav1.ConditionFalse, 60*time.Second)
 	LetTimePass(t, 2*time.Second, "a few more failing refreshes (every second) must not write the Secret")
 	if s := e.secret(t, ns, "app"); s.ResourceVersion != before.ResourceVersion {
 		t.Fatalf("the Secret was written while Vault was down: %v", s.Data)

@@ -25,8 +25,11 @@ const DefaultAudience = "vault"
 // tokenInfo is a Vault token and what the client may do with it.
 type tokenInfo struct {
 	token     string
-	ttl       time.Duration // 0: never expires
+	ttl       time.Duration // time left; 0: never expires (or unknown)
 	renewable bool
+	// increment is what a renewal asks for: the login's TTL, or a user token's
+	// creation TTL.
+	increment time.Duration
 	owned     bool // the client logged in for it, so Close revokes it
 }
 
@@ -39,7 +42,9 @@ type authenticator interface {
 }
 
 // staticToken is tokenSecretRef: the user's token, read once when the client is built.
-// It is neither renewed nor revoked: its lifecycle belongs to the user.
+// It is never revoked (its lifecycle belongs to the user), but a renewable token
+// with a TTL is renewed like one the client logged in for, so it does not expire
+// while the store uses it (see Client.watchUserToken).
 type staticToken struct{ token string }
 
 func (s staticToken) method() string { return "token" }
@@ -75,12 +80,8 @@ func (l loginAuth) login(ctx context.Context, va vaultAPI) (tokenInfo, error) {
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return tokenInfo{}, fmt.Errorf("%s: vault login at %s returned no token: %w", l.field, l.path, errAuth)
 	}
-	return tokenInfo{
-		token:     sec.Auth.ClientToken,
-		ttl:       time.Duration(sec.Auth.LeaseDuration) * time.Second,
-		renewable: sec.Auth.Renewable,
-		owned:     true,
-	}, nil
+	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
+	return tokenInfo{token: sec.Auth.ClientToken, ttl: ttl, increment: ttl, renewable: sec.Auth.Renewable, owned: true}, nil
 }
 
 // loginError: Vault answers bad credentials with 400 (invalid role or secret id) or

@@ -185,7 +185,7 @@ func (p *vaultProvider) NewClient(ctx context.Context, store v1alpha1.GenericSto
 	if err != nil {
 		return nil, err
 	}
-	va, err := newAPI(spec, caPEM, p.timeout)
+	va, err := newAPI(spec, caPEM, p.timeout, p.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -251,15 +251,19 @@ type Client struct {
 }
 
 func newClient(va vaultAPI, auth authenticator, spec *v1alpha1.VaultProvider, clk clock.Clock, onLogin func(string)) *Client {
-	mount := strings.Trim(spec.Path, "/")
-	if mount == "" {
-		mount = defaultKVMount
-	}
 	bg, cancel := context.WithCancel(context.Background())
 	return &Client{
-		api: va, auth: auth, mount: mount, kvV1: spec.Version == v1alpha1.VaultKVv1,
+		api: va, auth: auth, mount: kvMountOf(spec), kvV1: spec.Version == v1alpha1.VaultKVv1,
 		clock: clk, onLogin: onLogin, bg: bg, cancel: cancel,
 	}
+}
+
+// kvMountOf is the store's KV mount.
+func kvMountOf(spec *v1alpha1.VaultProvider) string {
+	if mount := strings.Trim(spec.Path, "/"); mount != "" {
+		return mount
+	}
+	return defaultKVMount
 }
 
 // Logins is how many times this client logged in (auth method logins only; a
@@ -280,8 +284,8 @@ func (c *Client) Check(ctx context.Context) error {
 
 // call runs fn with the current token. A 403 either means the token is no longer
 // valid (revoked, expired) or that its policy forbids the call; only the first is
-// cured by logging in again, so the token is looked up before logging in once more
-// and retrying once.
+// cured by logging in again, so the token is looked up, and only a lookup that
+// Vault answers with 403 leads to one more login and one retry.
 func (c *Client) call(ctx context.Context, fn func(token string) (*api.Secret, error)) (*api.Secret, error) {
 	tok, err := c.token(ctx)
 	if err != nil {
@@ -291,8 +295,14 @@ func (c *Client) call(ctx context.Context, fn func(token string) (*api.Secret, e
 	if err == nil || statusOf(err) != http.StatusForbidden {
 		return sec, classify(err)
 	}
-	if _, lerr := c.api.Read(ctx, tok, "auth/token/lookup-self", nil); lerr == nil {
+	_, lerr := c.api.Read(ctx, tok, "auth/token/lookup-self", nil)
+	if lerr == nil {
 		return nil, classify(err) // the token is fine: the policy denies this call
+	}
+	if statusOf(lerr) != http.StatusForbidden {
+		// Vault could not say (a failover, an outage): the token is most likely
+		// fine (tokens live in Raft), and logging in again would only add a token.
+		return nil, classify(lerr)
 	}
 	tok2, lerr := c.relogin(ctx, tok)
 	if lerr != nil {
@@ -330,16 +340,18 @@ type apiClient struct {
 	timeout time.Duration
 }
 
-func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (vaultAPI, error) {
+func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration, clk clock.Clock) (vaultAPI, error) {
 	hc := cleanhttp.DefaultPooledClient()
 	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	// vault/api follows Vault's redirects itself.
+	// Redirects (a standby's 307 to the active node) are followed by
+	// followRedirect, in the transport.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	cfg := &api.Config{
-		Address:    spec.Server,
-		HttpClient: hc,
-		// The sync engine retries with backoff; retrying here too would multiply the
-		// wait on an outage and hide it from the engine's metrics.
+		Address:          spec.Server,
+		HttpClient:       hc,
+		DisableRedirects: true,
+		// Failover retries are ours (retrying): bounded by the call's deadline and
+		// never for a request that may have issued a credential.
 		MaxRetries: 0,
 	}
 	if len(caPEM) > 0 {
@@ -350,9 +362,11 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	// After ConfigureTLS, which needs the bare *http.Transport: a hostile or broken
 	// server cannot make us buffer more than MaxResponseBytes (vault/api reads whole
 	// bodies, error bodies included).
-	hc.Transport = provider.LimitResponses(hc.Transport, provider.MaxResponseBytes)
-	// Every request (logins, renewals, revocations, probes included) is counted.
-	hc.Transport = provider.CountRequests(hc.Transport, Name, requests{})
+	// Every request (logins, renewals, revocations, probes, a followed standby
+	// redirect) is counted once as the backend sees it: the counter is inside the
+	// redirect follower.
+	counted := provider.CountRequests(hc.Transport, Name, requests{})
+	hc.Transport = provider.LimitResponses(followRedirect{next: counted}, provider.MaxResponseBytes)
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, errInvalid)
@@ -363,7 +377,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration) (
 	if spec.Namespace == "" {
 		c.ClearNamespace()
 	}
-	return apiClient{c: c, timeout: timeout}, nil
+	return retrying{next: apiClient{c: c, timeout: timeout}, timeout: timeout, clock: clk, kvMount: kvMountOf(spec), outage: &outage{}}, nil
 }
 
 func (a apiClient) with(token string) *api.Logical {
@@ -485,7 +499,8 @@ func classify(err error) error {
 			kind = provider.ErrAuth
 		case code == http.StatusTooManyRequests:
 			kind = provider.ErrThrottled
-		case code >= 500, code == http.StatusPreconditionFailed:
+		case code >= 500, code == http.StatusPreconditionFailed, code >= 300 && code < 400:
+			// 3xx: a redirect that was not followed (a second hop, or https to http).
 			kind = provider.ErrUnavailable
 		default:
 			kind = provider.ErrInvalid

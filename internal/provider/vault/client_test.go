@@ -356,7 +356,10 @@ func TestFind(t *testing.T) {
 func TestDecryptErrorsCarryNoValues(t *testing.T) {
 	const ct = "vault:v1:c2VjcmV0LWNpcGhlcnRleHQ="
 	f := &fakeAPI{handle: func(_, _, path string, _ url.Values, body map[string]any) (*api.Secret, error) {
-		if path == "transit/decrypt/good" {
+		switch path {
+		case "auth/token/lookup-self":
+			return &api.Secret{Data: map[string]any{}}, nil
+		case "transit/decrypt/good":
 			return &api.Secret{Data: map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("s3cret"))}}, nil
 		}
 		// Vault quotes what it got in some errors.

@@ -758,11 +758,19 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	b.Stop(t)
+	// A refused connection is retried (it may be a failover) until the call's
+	// deadline: a short one keeps this test fast and shows the bound holds.
+	const timeout = 2 * time.Second
+	c = appRoleClient(t, b, "approle", rid, sid, vault.WithTimeout(timeout))
+	start := time.Now()
 	_, err = c.GetSecret(t.Context(), provider.Ref{Key: "app/db"})
 	if !errors.Is(err, provider.ErrUnavailable) || strings.Contains(provider.SafeMessage(err), "127.0.0.1") {
 		t.Fatalf("stopped: err = %v (%q), want ErrUnavailable without the raw cause", err, provider.SafeMessage(err))
 	}
-	fresh := appRoleClient(t, b, "approle", rid, sid)
+	if d := time.Since(start); d > timeout+time.Second {
+		t.Fatalf("a call against a stopped server took %s, beyond its %s deadline", d, timeout)
+	}
+	fresh := appRoleClient(t, b, "approle", rid, sid, vault.WithTimeout(timeout))
 	if err := fresh.Check(t.Context()); !errors.Is(err, provider.ErrUnavailable) {
 		t.Fatalf("login against a stopped server: err = %v, want ErrUnavailable", err)
 	}

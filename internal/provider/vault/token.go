@@ -2,9 +2,13 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 
 	"github.com/secretsync/secretsync/internal/provider"
 )
@@ -42,7 +46,9 @@ func (c *Client) relogin(ctx context.Context, rejected string) (string, error) {
 // expiringLocked: a token within the last tenth of its TTL (at most 30s) is treated
 // as expired, so no call starts with a token that dies in flight.
 func (c *Client) expiringLocked() bool {
-	if c.expires.IsZero() {
+	if c.expires.IsZero() || !c.cur.owned {
+		// A user's token cannot be replaced by logging in: it is renewed (if it
+		// can be) and otherwise used until Vault refuses it.
 		return false
 	}
 	margin := min(c.cur.ttl/10, 30*time.Second)
@@ -66,8 +72,11 @@ func (c *Client) loginLocked(ctx context.Context) (string, error) {
 			c.onLogin(c.auth.method())
 		}
 	}
-	if info.owned && info.renewable && info.ttl > 0 {
+	switch {
+	case info.renewable && info.ttl > 0:
 		go c.renewLoop(c.gen, info)
+	case !info.owned:
+		go c.watchUserToken(c.gen, info)
 	}
 	return info.token, nil
 }
@@ -78,6 +87,9 @@ const minRenewTTL = 3 * time.Second
 
 // renewLoop renews the token of login gen at two thirds of its TTL until the client
 // logs in again, is closed, or Vault stops extending the token (max TTL reached).
+// A failed renewal (Vault unreachable beyond the call's own failover retries) is
+// tried again at two thirds of the time left, so it is retried until the token's
+// TTL would run out. A user's token (tokenSecretRef) is renewed the same way.
 func (c *Client) renewLoop(gen uint64, info tokenInfo) {
 	ttl := info.ttl
 	for {
@@ -96,7 +108,7 @@ func (c *Client) renewLoop(gen uint64, info tokenInfo) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.bg, 30*time.Second)
-		sec, err := c.api.Write(ctx, info.token, "auth/token/renew-self", map[string]any{"increment": int64(info.ttl / time.Second)})
+		sec, err := c.api.Write(ctx, info.token, "auth/token/renew-self", map[string]any{"increment": int64(info.increment / time.Second)})
 		cancel()
 		c.mu.Lock()
 		if c.gen != gen || c.closed {
@@ -124,6 +136,67 @@ func (c *Client) renewLoop(gen uint64, info tokenInfo) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// userTokenRecheck is how long a user token's lookup waits after Vault could not
+// answer it.
+const userTokenRecheck = time.Minute
+
+// watchUserToken looks a user's token (tokenSecretRef) up in the background and,
+// if it is renewable and expires, renews it like a login's token. In the background
+// so that the user's token works from the first call whatever its policy allows: a
+// lookup Vault refuses (no lookup-self in the policy, a token already gone) leaves
+// the token unrenewed, and the calls tell whether it works.
+func (c *Client) watchUserToken(gen uint64, info tokenInfo) {
+	for {
+		ctx, cancel := context.WithTimeout(c.bg, 30*time.Second)
+		sec, err := c.api.Read(ctx, info.token, "auth/token/lookup-self", nil)
+		cancel()
+		switch code := statusOf(err); {
+		case err == nil:
+			if l, ok := userTokenLife(sec); ok {
+				c.mu.Lock()
+				fresh := c.gen == gen && !c.closed
+				if fresh {
+					c.expires = c.clock.Now().Add(l.ttl)
+				}
+				c.mu.Unlock()
+				if fresh {
+					info.ttl, info.increment, info.renewable = l.ttl, l.increment, true
+					c.renewLoop(gen, info)
+				}
+			}
+			return
+		case code >= 400 && code < 500 && code != http.StatusTooManyRequests:
+			return
+		}
+		select {
+		case <-c.bg.Done():
+			return
+		case <-c.clock.After(userTokenRecheck):
+		}
+	}
+}
+
+// userTokenLife is a lookup-self answer's TTL left and creation TTL (what a
+// renewal asks for), when the token is renewable and expires.
+func userTokenLife(sec *api.Secret) (tokenInfo, bool) {
+	if sec == nil {
+		return tokenInfo{}, false
+	}
+	ttl, err := sec.TokenTTL()
+	renewable, _ := sec.TokenIsRenewable()
+	if err != nil || !renewable || ttl <= 0 {
+		return tokenInfo{}, false
+	}
+	l := tokenInfo{ttl: ttl, increment: ttl}
+	if created, ok := sec.Data["creation_ttl"].(json.Number); ok {
+		// Bounded so that the Duration cannot overflow into a negative increment.
+		if n, err := created.Int64(); err == nil && n > 0 && n < int64(math.MaxInt64/time.Second) {
+			l.increment = time.Duration(n) * time.Second
+		}
+	}
+	return l, true
 }
 
 // Close stops renewal and revokes the token if this client logged in for it. A

@@ -22,6 +22,8 @@ func (c *Client) Decrypt(ctx context.Context, mount, key, ciphertext string) ([]
 		return nil, err
 	}
 	mount, key = mountOr(mount, defaultTransitMount), strings.Trim(key, "/")
+	// A decryption issues nothing: safe to send again across a failover.
+	ctx = withIdempotent(ctx)
 	sec, err := c.call(ctx, func(tok string) (*api.Secret, error) {
 		return c.api.Write(ctx, tok, path, map[string]any{"ciphertext": ciphertext})
 	})
