@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/hashicorp/vault/api"
 
 	"github.com/secretsync/secretsync/internal/provider"
@@ -90,6 +92,9 @@ const minRenewTTL = 3 * time.Second
 // A failed renewal (Vault unreachable beyond the call's own failover retries) is
 // tried again at two thirds of the time left, so it is retried until the token's
 // TTL would run out. A user's token (tokenSecretRef) is renewed the same way.
+// tokenLog: renewals run in the background, outside any reconcile's logger.
+var tokenLog = log.Log.WithName("vault-token")
+
 func (c *Client) renewLoop(gen uint64, info tokenInfo) {
 	ttl := info.ttl
 	for {
@@ -118,18 +123,21 @@ func (c *Client) renewLoop(gen uint64, info tokenInfo) {
 		switch {
 		case err != nil && statusOf(err) == http.StatusForbidden:
 			// Revoked or expired: drop it; the next call logs in.
+			tokenLog.V(1).Info("token renewal refused; the next call logs in")
 			c.cur.token = ""
 			c.mu.Unlock()
 			return
 		case err != nil:
 			// Vault unreachable: try again within the time left.
 			ttl = c.expires.Sub(c.clock.Now())
+			tokenLog.V(1).Info("token renewal failed; retrying within its TTL", "error", provider.SafeMessage(err), "left", ttl.String())
 		case sec == nil || sec.Auth == nil:
 			c.mu.Unlock()
 			return
 		default:
 			ttl = time.Duration(sec.Auth.LeaseDuration) * time.Second
 			c.expires = c.clock.Now().Add(ttl)
+			tokenLog.V(1).Info("token renewed", "ttl", ttl.String(), "renewable", sec.Auth.Renewable)
 			if !sec.Auth.Renewable {
 				ttl = 0
 			}
