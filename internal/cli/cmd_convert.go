@@ -53,7 +53,10 @@ func writeConverted(in io.Reader, out, errOut io.Writer) int {
 		if i > 0 {
 			fmt.Fprintln(out, "---")
 		}
-		out.Write(d)
+		if _, err := out.Write(d); err != nil {
+			fmt.Fprintf(errOut, "error: write: %v\n", err)
+			return ExitProblem
+		}
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(errOut, "warning: %s\n", w)

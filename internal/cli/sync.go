@@ -116,7 +116,7 @@ func observe(ctx context.Context, c client.Client, p pending) (SyncResult, bool,
 	if cond != nil {
 		r.Ready, r.Reason, r.Message, r.Fix = string(cond.Status), cond.Reason, cond.Message, fixFor(cond.Reason)
 	}
-	moved := cond != nil && (cond.LastTransitionTime.Time.After(p.since) || cond.ObservedGeneration > p.gen)
+	moved := cond != nil && (cond.LastTransitionTime.After(p.since) || cond.ObservedGeneration > p.gen)
 	r.Observed = es.Status.ObservedForceSync == p.value || moved
 	return r, r.Observed, nil
 }

@@ -155,12 +155,12 @@ func Project(s Store) Projection {
 }
 
 // callsPerInterval: n refs spread evenly over interval, read ahead within the
-// horizon, max refs a call.
-func callsPerInterval(n int, interval time.Duration, max int) int {
+// horizon, batch refs a call.
+func callsPerInterval(n int, interval time.Duration, batch int) int {
 	timing := fetch.DefaultTiming()
 	horizon := timing.Horizon(externalsecret.CacheWindow(interval))
 	fill := int(float64(n) * float64(horizon) / float64(interval))
-	fill = min(max, fill)
+	fill = min(batch, fill)
 	if fill < 1 {
 		fill = 1
 	}

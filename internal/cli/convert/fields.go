@@ -205,5 +205,3 @@ func (n node) stringList(k string) []any {
 	}
 	return items
 }
-
-func quoted(s []string) string { return strings.Join(s, ", ") }

@@ -132,7 +132,7 @@ func (p *vaultProvider) ValidateStore(store v1alpha1.GenericStore) error {
 			continue
 		}
 		if err := provider.CheckKey(mount); err != nil {
-			return fmt.Errorf("spec.provider.vault.auth.%s: %v: %w", field, err, errInvalid)
+			return fmt.Errorf("spec.provider.vault.auth.%s: %w: %w", field, err, errInvalid)
 		}
 	}
 	if r := a.AppRole; r != nil && (r.RoleID == "") == (r.RoleRef == nil) {
@@ -356,7 +356,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration, c
 	}
 	if len(caPEM) > 0 {
 		if err := cfg.ConfigureTLS(&api.TLSConfig{CACertBytes: caPEM}); err != nil {
-			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %v: %w", err, errInvalid)
+			return nil, fmt.Errorf("spec.provider.vault: CA bundle: %w: %w", err, errInvalid)
 		}
 	}
 	// After ConfigureTLS, which needs the bare *http.Transport: a hostile or broken
@@ -369,7 +369,7 @@ func newAPI(spec *v1alpha1.VaultProvider, caPEM []byte, timeout time.Duration, c
 	hc.Transport = provider.LimitResponses(followRedirect{next: counted}, provider.MaxResponseBytes)
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("spec.provider.vault.server: %v: %w", err, errInvalid)
+		return nil, fmt.Errorf("spec.provider.vault.server: %w: %w", err, errInvalid)
 	}
 	// vault/api picks these up from the operator's environment; the store decides.
 	c.ClearToken()
@@ -480,7 +480,7 @@ func classify(err error) error {
 	}
 	var pe *provider.Error
 	if errors.As(err, &pe) {
-		if error(pe) == err {
+		if error(pe) == err { //nolint:errorlint // identity: err IS our *provider.Error, not one wrapped in an HTTP error
 			return err
 		}
 		// Ours, but inside an HTTP-layer error (a body over the size limit inside a
@@ -531,7 +531,7 @@ func classify(err error) error {
 // mount serves with "no handler for route ...", a namespace that does not exist
 // with "namespace not found"; a proxy in front of Vault with a body that is not
 // Vault's JSON. Only the first is ErrNotFound: the others must not prune anything.
-func classify404(err error) (error, string) {
+func classify404(err error) (error, string) { //nolint:staticcheck // ST1008: the first result is a kind sentinel, not a failure
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
 		return provider.ErrUnavailable, "404"

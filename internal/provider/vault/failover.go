@@ -261,7 +261,7 @@ func (f followRedirect) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	loc, lerr := resp.Location()
 	if lerr != nil || loc.Host == "" || (req.URL.Scheme == "https" && loc.Scheme != "https") {
-		return resp, nil // reported as the redirect status it is
+		return resp, nil //nolint:nilerr // not followed: the caller gets the redirect status as it is
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -96,7 +96,7 @@ func (s *scripted) Write(context.Context, string, string, map[string]any) (*api.
 }
 
 // runStepping runs call while stepping clk whenever the retry loop waits on it.
-func runStepping(t *testing.T, clk *clocktesting.FakeClock, call func() error) (error, time.Duration) {
+func runStepping(t *testing.T, clk *clocktesting.FakeClock, call func() error) (error, time.Duration) { //nolint:staticcheck // ST1008: err is the call's result under test, read first
 	t.Helper()
 	start := clk.Now()
 	done := make(chan error, 1)
@@ -266,7 +266,7 @@ func TestRedirectFromHTTPSToHTTPIsNotFollowed(t *testing.T) {
 	}))
 	defer tlsSrv.Close()
 	f := followRedirect{next: tlsSrv.Client().Transport}
-	req, _ := http.NewRequest(http.MethodGet, tlsSrv.URL+"/v1/secret/data/app", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, tlsSrv.URL+"/v1/secret/data/app", http.NoBody)
 	req.Header.Set("X-Vault-Token", "tok")
 	resp, err := f.RoundTrip(req)
 	if err != nil {
@@ -377,7 +377,8 @@ func TestDecryptIsRetriedAcrossFailover(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if decrypts++; decrypts == 1 {
+		decrypts++
+		if decrypts == 1 {
 			return nil, errDropped
 		}
 		return &api.Secret{Data: map[string]any{"plaintext": "aGk="}}, nil

@@ -20,7 +20,7 @@ import (
 // built on.
 func rawAnswer(t *testing.T, b *testenv.OpenBao, method, path, namespace string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, b.Addr+"/v1/"+path, nil)
+	req, err := http.NewRequestWithContext(t.Context(), method, b.Addr+"/v1/"+path, http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestNotFoundOnlyForMissingSecrets(t *testing.T) {
 				}
 				return
 			}
-			if tc.want != provider.ErrNotFound && errors.Is(err, provider.ErrNotFound) {
+			if !errors.Is(tc.want, provider.ErrNotFound) && errors.Is(err, provider.ErrNotFound) {
 				t.Fatalf("err = %v: ErrNotFound would prune the key", err)
 			}
 			if !errors.Is(err, tc.want) {

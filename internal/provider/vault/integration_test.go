@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -440,7 +441,11 @@ func apiServerSigningKey(t *testing.T, cfg *rest.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := hc.Get(apiServerURL(cfg) + "/openid/v1/jwks")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, apiServerURL(cfg)+"/openid/v1/jwks", http.NoBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +474,7 @@ func apiServerSigningKey(t *testing.T, cfg *rest.Config) string {
 		if curves[k.Crv] == nil {
 			t.Fatalf("jwks: curve %s", k.Crv)
 		}
-		return publicPEM(t, &ecdsa.PublicKey{Curve: curves[k.Crv], X: num(k.X), Y: num(k.Y)})
+		return publicPEM(t, &ecdsa.PublicKey{Curve: curves[k.Crv], X: num(k.X), Y: num(k.Y)}) //nolint:staticcheck // SA1019: a JWK gives the raw coordinates; the key is only marshalled to PEM
 	}
 	t.Fatalf("jwks: key type %s", k.Kty)
 	return ""

@@ -148,7 +148,7 @@ func (c *Client) confirmKV(ctx context.Context) error {
 	sec, err := c.call(ctx, func(tok string) (*api.Secret, error) { return c.api.Read(ctx, tok, path, nil) })
 	if err != nil {
 		var pe *provider.Error
-		if errors.As(err, &pe) && pe.Kind == provider.ErrNotFound {
+		if errors.As(err, &pe) && errors.Is(pe.Kind, provider.ErrNotFound) {
 			// Never let the probe's own 404 through as "not found".
 			err = wrap(provider.ErrInvalid, codeNoRoute, pe.Err)
 		}
@@ -341,7 +341,8 @@ func (c *Client) listTree(ctx context.Context, base string) ([]string, error) {
 		if depth > findMaxDepth {
 			return fmt.Errorf("vault find %q: folders nested deeper than %d: %w", base, findMaxDepth, errInvalid)
 		}
-		if folders++; folders > findMaxFolders {
+		folders++
+		if folders > findMaxFolders {
 			return fmt.Errorf("vault find %q: more than %d folders: %w", base, findMaxFolders, errInvalid)
 		}
 		path := join(root, dir) + "/"

@@ -426,7 +426,7 @@ func TestFindCaps(t *testing.T) {
 				}
 				dir, ok := strings.CutPrefix(p, "secret/metadata/")
 				if !ok || r.URL.Query().Get("list") != "true" {
-					http.Error(w, "unexpected", 500)
+					http.Error(w, "unexpected", http.StatusInternalServerError)
 					return
 				}
 				lists.Add(1)
@@ -522,7 +522,7 @@ func TestAmbiguousAnswersAreNotNotFound(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
-			if tc.want != provider.ErrNotFound && errors.Is(err, provider.ErrNotFound) {
+			if !errors.Is(tc.want, provider.ErrNotFound) && errors.Is(err, provider.ErrNotFound) {
 				t.Fatalf("err = %v also wraps ErrNotFound", err)
 			}
 			if tc.code != "" {
