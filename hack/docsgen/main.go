@@ -47,7 +47,6 @@ type typeInfo struct {
 	markers []string // "+kubebuilder:..." etc., without the leading "+"
 	strct   *ast.StructType
 	under   string // underlying type for non-structs, e.g. "string"
-	consts  []constInfo
 }
 
 type constInfo struct {

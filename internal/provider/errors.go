@@ -44,6 +44,7 @@ func SafeMessage(err error) string {
 	}
 	var pe *Error
 	if !errors.As(err, &pe) {
+		//nolint:errorlint // kind is a bare sentinel (Classify's result), compared by identity
 		switch kind := Classify(err); kind {
 		case ErrCredentials:
 			return err.Error()

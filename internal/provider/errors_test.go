@@ -18,7 +18,7 @@ func TestSafeMessage(t *testing.T) {
 		{"wrapped provider error keeps our context", fmt.Errorf("spec.data[0]: key %q: %w", "db", Wrap(ErrNotFound, "ResourceNotFoundException", raw)), `spec.data[0]: key "db": not found (ResourceNotFoundException)`},
 		{"bare provider error", Wrap(ErrThrottled, "", raw), "throttled"},
 		{"raw backend error", raw, "backend error"},
-		{"raw error wrapping a sentinel", fmt.Errorf("%w: %v", ErrAuth, raw), "authentication failed"},
+		{"raw error wrapping a sentinel", fmt.Errorf("%w: %v", ErrAuth, raw), "authentication failed"}, //nolint:errorlint // models a backend error that wraps only the sentinel and quotes raw as text
 		{"our credential lookup keeps names", fmt.Errorf("secret ns/name: %w", ErrCredentials), "secret ns/name: credentials not found"},
 	}
 	for _, c := range cases {

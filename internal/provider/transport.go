@@ -20,13 +20,13 @@ const MaxResponseBytes = 2 << 20
 var ErrResponseTooLarge = errors.New("backend response larger than 2 MiB")
 
 // LimitResponses wraps rt so that every response body fails with
-// ErrResponseTooLarge (wrapped as ErrUnavailable) once more than max bytes are read.
-// A Content-Length over max fails before the body is read at all.
-func LimitResponses(rt http.RoundTripper, max int64) http.RoundTripper {
+// ErrResponseTooLarge (wrapped as ErrUnavailable) once more than limit bytes are read.
+// A Content-Length over limit fails before the body is read at all.
+func LimitResponses(rt http.RoundTripper, limit int64) http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return limitRT{rt: rt, max: max}
+	return limitRT{rt: rt, max: limit}
 }
 
 type limitRT struct {
@@ -91,6 +91,7 @@ const OperationOther = "other"
 // ResultOf is the result label of a failure of kind (a sentinel of this package; nil
 // is a success).
 func ResultOf(kind error) string {
+	//nolint:errorlint // kind is a bare sentinel (Classify's result), compared by identity
 	switch kind {
 	case nil:
 		return ResultOK
@@ -137,7 +138,7 @@ type countRT struct {
 func (c countRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	op := c.c.Operation(req)
 	resp, err := c.rt.RoundTrip(req)
-	result := ResultOK
+	var result string
 	if err != nil {
 		result = transportResult(err)
 	} else {

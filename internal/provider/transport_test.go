@@ -59,7 +59,7 @@ func TestCountRequests(t *testing.T) {
 			prov := fmt.Sprint("test-", i) // a fresh series per case
 			c := metrics.ProviderRequests.WithLabelValues(prov, "op", tc.want)
 			rt := CountRequests(tc.rt, prov, byStatus{})
-			req, _ := http.NewRequest(http.MethodGet, "http://backend.invalid/x", nil)
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://backend.invalid/x", http.NoBody)
 			resp, err := rt.RoundTrip(req)
 			if err == nil {
 				resp.Body.Close()

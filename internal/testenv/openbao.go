@@ -119,7 +119,7 @@ func (b *OpenBao) start(t testing.TB) {
 	if b.tls {
 		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+filepath.Join(b.dir, "tls"))
 	}
-	cmd := exec.Command(b.bin, args...)
+	cmd := exec.Command(b.bin, args...) //nolint:noctx // the server outlives this call (and may outlive t): Stop and t.Cleanup end it, a context would SIGKILL it first
 	cmd.Env = append(filteredEnv(), "HOME="+filepath.Join(b.dir, "home"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -283,7 +283,7 @@ func (b *OpenBao) waitHealthy(timeout time.Duration) error {
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.Addr+"/v1/sys/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.Addr+"/v1/sys/health", http.NoBody)
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -28,10 +28,10 @@ type Postgres struct {
 func (p *Postgres) DSN() string { return p.DSNFor(p.AdminUser, p.AdminPassword) }
 
 // DSNFor is a URL for another user (e.g. one Vault issued) on the "postgres" database.
-func (p *Postgres) DSNFor(user, password string) string {
+func (p *Postgres) DSNFor(username, password string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(user, password),
+		User:     url.UserPassword(username, password),
 		Host:     fmt.Sprintf("%s:%d", p.Host, p.Port),
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
@@ -90,13 +90,11 @@ func StartPostgres(t testing.TB) *Postgres {
 }
 
 func (p *Postgres) run(tool string, args ...string) ([]byte, error) {
-	bin := filepath.Join(p.binDir, tool)
-	var cmd *exec.Cmd
+	name := filepath.Join(p.binDir, tool)
 	if p.osUser != "" {
-		cmd = exec.Command("runuser", append([]string{"-u", p.osUser, "--", bin}, args...)...)
-	} else {
-		cmd = exec.Command(bin, args...)
+		name, args = "runuser", append([]string{"-u", p.osUser, "--", name}, args...)
 	}
+	cmd := exec.Command(name, args...) //nolint:noctx // also stops the server from t.Cleanup, after t.Context() is done
 	cmd.Dir = p.dir
 	return cmd.CombinedOutput()
 }
@@ -109,8 +107,8 @@ func pgBinDir(t testing.TB) string {
 		return d
 	}
 	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
 		}
 		return filepath.Dir(p)
 	}
@@ -122,7 +120,7 @@ func ensureOSUser(t testing.TB, name string) {
 	if _, err := user.Lookup(name); err == nil {
 		return
 	}
-	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(t.Context(), "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
 		t.Fatalf("create OS user %s for PostgreSQL: %v\n%s", name, err, out)
 	}
 }

@@ -10,14 +10,14 @@ import (
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	reply := func(v any) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
+		_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to tell it
 	}
 	bad := func(msg string) { http.Error(w, msg, http.StatusBadRequest) }
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 
 	switch r.URL.Path {
 	case "/_emu/health":
-		w.Write([]byte("ok"))
+		_, _ = w.Write([]byte("ok"))
 	case "/_emu/calls":
 		switch r.Method {
 		case http.MethodGet:

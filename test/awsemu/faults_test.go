@@ -114,7 +114,9 @@ func TestFaultEndlessNextToken(t *testing.T) {
 		})
 	}
 	t.Run("Times bounds the fault", func(t *testing.T) {
-		c.srv.InjectFault(awsemu.Fault{Op: "ListSecrets", Kind: awsemu.FaultEndlessTokenRepeat, Times: 1})
+		if err := c.srv.InjectFault(awsemu.Fault{Op: "ListSecrets", Kind: awsemu.FaultEndlessTokenRepeat, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
 		defer c.srv.ClearFaults()
 		if _, tok, err := listSM(nil); err != nil || tok == nil || !strings.HasPrefix(*tok, "awsemu-endless-") {
 			t.Fatalf("faulted: %v %v", tok, err)
@@ -135,13 +137,14 @@ func TestFaultHugeResponse(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	resp := rawPost(t, c.srv, "secretsmanager.GetSecretValue", `{"SecretId":"a"}`, nil)
+	defer resp.Body.Close()
 	head := make([]byte, 17)
 	if _, err := io.ReadFull(resp.Body, head); err != nil || string(head) != `{"SecretString":"` {
 		t.Fatalf("head %q, %v", head, err)
 	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	runtime.ReadMemStats(&after)
-	if err != nil || resp.StatusCode != 200 || n+17 != awsemu.HugeResponseSize {
+	if err != nil || resp.StatusCode != http.StatusOK || n+17 != awsemu.HugeResponseSize {
 		t.Fatalf("status %d, %d bytes, %v", resp.StatusCode, n+17, err)
 	}
 	if resp.ContentLength != -1 {
@@ -156,13 +159,14 @@ func TestFaultHugeResponse(t *testing.T) {
 	}
 
 	t.Run("configured size through the control endpoint", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodPost, c.srv.URL()+"/_emu/faults", strings.NewReader(`{"op":"ssm.GetParameter","kind":"huge-response","times":1,"size":3000000}`))
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, c.srv.URL()+"/_emu/faults", strings.NewReader(`{"op":"ssm.GetParameter","kind":"huge-response","times":1,"size":3000000}`))
 		r, err := http.DefaultClient.Do(req)
-		if err != nil || r.StatusCode != 204 {
+		if err != nil || r.StatusCode != http.StatusNoContent {
 			t.Fatalf("inject: %v %v", r, err)
 		}
 		r.Body.Close()
 		resp := rawPost(t, c.srv, "AmazonSSM.GetParameter", `{"Name":"/p/a"}`, nil)
+		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		if err != nil || len(b) != 3000000 || !strings.HasSuffix(string(b), `AAA"}`) {
 			t.Fatalf("%d bytes, %v", len(b), err)
@@ -181,27 +185,37 @@ func TestFaultAmbiguousAnswers(t *testing.T) {
 		return c.sm.GetSecretValue(ctx, &sm.GetSecretValueInput{SecretId: aws.String("a")})
 	}
 	t.Run("empty 200", func(t *testing.T) {
-		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.FaultEmpty200, Times: 1})
+		if err := c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.FaultEmpty200, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
 		resp := rawPost(t, c.srv, "secretsmanager.GetSecretValue", `{"SecretId":"a"}`, nil)
+		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || len(b) != 0 {
+		if resp.StatusCode != http.StatusOK || len(b) != 0 {
 			t.Fatalf("%d %q", resp.StatusCode, b)
 		}
 		// The SDK takes it as a success with every field absent.
-		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.FaultEmpty200, Times: 1})
+		if err := c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.FaultEmpty200, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
 		out, err := get()
 		if err != nil || out.SecretString != nil || out.SecretBinary != nil {
 			t.Fatalf("SDK: %+v %v", out, err)
 		}
 	})
 	t.Run("404 without an error code", func(t *testing.T) {
-		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.Fault404NoCode, Times: 1})
+		if err := c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.Fault404NoCode, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
 		resp := rawPost(t, c.srv, "secretsmanager.GetSecretValue", `{"SecretId":"a"}`, nil)
+		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 404 || !strings.Contains(string(b), "<html>") || resp.Header.Get("X-Amzn-ErrorType") != "" {
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), "<html>") || resp.Header.Get("X-Amzn-ErrorType") != "" {
 			t.Fatalf("%d %q %v", resp.StatusCode, b, resp.Header)
 		}
-		c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.Fault404NoCode, Times: 1})
+		if err := c.srv.InjectFault(awsemu.Fault{Op: "GetSecretValue", Kind: awsemu.Fault404NoCode, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
 		_, err := get()
 		var ae smithy.APIError
 		if status(err) != 404 || (errors.As(err, &ae) && ae.ErrorCode() == "ResourceNotFoundException") {

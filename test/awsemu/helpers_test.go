@@ -84,10 +84,10 @@ func must[T any](t *testing.T) func(v T, err error) T {
 	}
 }
 
-// rawPost sends a hand-made request (no SDK) to srv.
+// rawPost sends a hand-made request (no SDK) to srv; the caller closes the body.
 func rawPost(t *testing.T, srv *awsemu.Server, target, body string, hdr map[string]string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL()+"/", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +102,5 @@ func rawPost(t *testing.T, srv *awsemu.Server, target, body string, hdr map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }

@@ -658,11 +658,11 @@ func (s *Server) smBatchGet(in batchGetIn) (any, *apiError) {
 		}
 		return out, nil
 	}
-	max, e := pageSize(in.MaxResults, 20)
+	size, e := pageSize(in.MaxResults, 20)
 	if e != nil {
 		return nil, e
 	}
-	page, next, e := s.listSecretsPage("BatchGetSecretValue", in.Filters, false, "", "", max, in.NextToken)
+	page, next, e := s.listSecretsPage("BatchGetSecretValue", in.Filters, false, "", "", size, in.NextToken)
 	if e != nil {
 		return nil, e
 	}
@@ -693,11 +693,11 @@ func (s *Server) secretEntry(sec *smSecret) secretEntry {
 }
 
 func (s *Server) smListSecrets(in listSecretsIn) (any, *apiError) {
-	max, e := pageSize(in.MaxResults, 100)
+	size, e := pageSize(in.MaxResults, 100)
 	if e != nil {
 		return nil, e
 	}
-	page, next, e := s.listSecretsPage("ListSecrets", in.Filters, in.IncludePlannedDeletion, in.SortBy, in.SortOrder, max, in.NextToken)
+	page, next, e := s.listSecretsPage("ListSecrets", in.Filters, in.IncludePlannedDeletion, in.SortBy, in.SortOrder, size, in.NextToken)
 	if e != nil {
 		return nil, e
 	}
@@ -710,7 +710,7 @@ func (s *Server) smListSecrets(in listSecretsIn) (any, *apiError) {
 
 // listSecretsPage filters, sorts and pages secrets. The NextToken is a cursor (the
 // last returned sort key), so secrets created while paging do not shift pages.
-func (s *Server) listSecretsPage(op string, filters []smFilter, includeDeleted bool, sortBy, sortOrder string, max int, token *string) ([]*smSecret, string, *apiError) {
+func (s *Server) listSecretsPage(op string, filters []smFilter, includeDeleted bool, sortBy, sortOrder string, size int, token *string) ([]*smSecret, string, *apiError) {
 	if e := validateSMFilters(filters); e != nil {
 		return nil, "", e
 	}
@@ -785,9 +785,9 @@ func (s *Server) listSecretsPage(op string, filters []smFilter, includeDeleted b
 		return less(key(all[i]), all[i].seq, key(all[j]), all[j].seq)
 	})
 	next := ""
-	if len(all) > max {
-		all = all[:max]
-		last := all[max-1]
+	if len(all) > size {
+		all = all[:size]
+		last := all[size-1]
 		next = encodeToken(pageToken{Op: op + "|" + sortBy + "|" + sortOrder, Key: key(last), Seq: last.seq})
 	}
 	return all, next, nil
@@ -891,7 +891,7 @@ func smAnyAttrMatch(sec *smSecret, word string) bool {
 }
 
 func (s *Server) smListVersions(in listVersionsIn) (any, *apiError) {
-	max, e := pageSize(in.MaxResults, 100)
+	size, e := pageSize(in.MaxResults, 100)
 	if e != nil {
 		return nil, e
 	}
@@ -918,7 +918,7 @@ func (s *Server) smListVersions(in listVersionsIn) (any, *apiError) {
 		vids = append(vids, vid)
 	}
 	for i := start; i < len(vids); i++ {
-		if len(out.Versions) == max {
+		if len(out.Versions) == size {
 			out.NextToken = encodeToken(pageToken{Op: "ListSecretVersionIds", Seq: int64(i)})
 			break
 		}

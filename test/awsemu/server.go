@@ -1,6 +1,7 @@
 package awsemu
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,7 +129,7 @@ func (s *Server) Start() error { return s.Listen("127.0.0.1:0") }
 
 // Listen serves on addr (host:port) in the background.
 func (s *Server) Listen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -504,7 +505,7 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, svc, op str
 	case Fault404NoCode:
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n")
+		_, _ = io.WriteString(w, "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n")
 		return false, Fault{}
 	case FaultThrottle:
 		e = &apiError{status: 400, code: "ThrottlingException", msg: "Rate exceeded"}
@@ -558,7 +559,7 @@ func writeHuge(w http.ResponseWriter, size int64, xmlProto bool) {
 		}
 		left -= n
 	}
-	io.WriteString(w, tail)
+	_, _ = io.WriteString(w, tail)
 }
 
 // stripEndlessToken removes a NextToken an endless fault handed out from a JSON
@@ -693,7 +694,7 @@ func writeJSONError(w http.ResponseWriter, e *apiError) {
 		Type    string `json:"__type"`
 		Message string `json:"message,omitempty"`
 	}{e.code, e.msg})
-	w.Write(b)
+	_, _ = w.Write(b)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -704,7 +705,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-RequestId", requestID())
-	w.Write(b)
+	_, _ = w.Write(b)
 }
 
 // decode parses a JSON 1.1 request body into v.

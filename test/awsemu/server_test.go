@@ -39,10 +39,13 @@ func TestSigV4HeadersRequired(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := rawPost(t, srv, "secretsmanager.ListSecrets", "{}", tc.hdr)
+			defer resp.Body.Close()
 			var body struct {
 				Type string `json:"__type"`
 			}
-			json.NewDecoder(resp.Body).Decode(&body)
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
 			if resp.StatusCode != tc.status || body.Type != tc.want {
 				t.Fatalf("got %d %q, want %d %q", resp.StatusCode, body.Type, tc.status, tc.want)
 			}
@@ -50,8 +53,9 @@ func TestSigV4HeadersRequired(t *testing.T) {
 	}
 	t.Run("unknown operation", func(t *testing.T) {
 		resp := rawPost(t, srv, "secretsmanager.Frobnicate", "{}", map[string]string{"Authorization": sigv4, "X-Amz-Date": "20260101T000000Z"})
+		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 400 || !strings.Contains(string(b), "UnknownOperationException") {
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "UnknownOperationException") {
 			t.Fatalf("%d %s", resp.StatusCode, b)
 		}
 	})
@@ -117,14 +121,18 @@ func TestCountersAndFaults(t *testing.T) {
 	}
 
 	t.Run("fault on another op does not apply", func(t *testing.T) {
-		c.srv.InjectFault(awsemu.Fault{Op: "ListSecrets", Kind: awsemu.FaultThrottle})
+		if err := c.srv.InjectFault(awsemu.Fault{Op: "ListSecrets", Kind: awsemu.FaultThrottle}); err != nil {
+			t.Fatal(err)
+		}
 		defer c.srv.ClearFaults()
 		if err := get(); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("outage closes connections until cleared", func(t *testing.T) {
-		c.srv.InjectFault(awsemu.Fault{Kind: awsemu.FaultClose})
+		if err := c.srv.InjectFault(awsemu.Fault{Kind: awsemu.FaultClose}); err != nil {
+			t.Fatal(err)
+		}
 		err := get()
 		var ae interface{ ErrorCode() string }
 		if err == nil || errors.As(err, &ae) {
@@ -149,7 +157,9 @@ func TestCountersAndFaults(t *testing.T) {
 		}
 		c.srv.SetLatency("GetSecretValue", 0)
 		start = time.Now()
-		getParam()
+		if err := getParam(); err != nil {
+			t.Fatal(err)
+		}
 		if d := time.Since(start); d > 70*time.Millisecond {
 			t.Fatalf("latency leaked to other ops: %v", d)
 		}
@@ -162,11 +172,14 @@ func TestCountersAndFaults(t *testing.T) {
 func TestControlEndpointsAndSeedFile(t *testing.T) {
 	dir := t.TempDir()
 	seedPath := filepath.Join(dir, "seed.json")
-	os.WriteFile(seedPath, []byte(`{
+	err := os.WriteFile(seedPath, []byte(`{
 	  "secrets": [{"name": "prod/db", "value": "{\"password\":\"pw\"}", "tags": {"team": "a"}},
 	              {"name": "prod/cert", "binaryBase64": "AAEC/w=="}],
 	  "parameters": [{"name": "/prod/pw", "type": "SecureString", "value": "s3", "labels": ["live"]}]
 	}`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seed, err := awsemu.LoadSeed(seedPath)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +195,7 @@ func TestControlEndpointsAndSeedFile(t *testing.T) {
 	}
 
 	do := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, c.srv.URL()+path, strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(t.Context(), method, c.srv.URL()+path, strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -263,7 +276,7 @@ func BenchmarkGetSecretValue(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest("POST", srv.URL()+"/", strings.NewReader(`{"SecretId":"bench"}`))
+			req, _ := http.NewRequestWithContext(b.Context(), http.MethodPost, srv.URL()+"/", strings.NewReader(`{"SecretId":"bench"}`))
 			req.Header.Set("X-Amz-Target", "secretsmanager.GetSecretValue")
 			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 			req.Header.Set("Authorization", sigv4)
@@ -272,9 +285,9 @@ func BenchmarkGetSecretValue(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != 200 {
+			if resp.StatusCode != http.StatusOK {
 				b.Fatalf("status %d", resp.StatusCode)
 			}
 		}

@@ -146,7 +146,8 @@ func (s *Server) resolveParam(raw string) (*ssmParam, *ssmVersion, string, *apiE
 		return nil, nil, "", errParamNotFound(name)
 	}
 	if sel == "" {
-		return p, p.latest(), "", nil
+		latest := p.latest()
+		return p, latest, "", nil
 	}
 	if digitsRe.MatchString(sel) {
 		n, _ := strconv.ParseInt(sel, 10, 64)
@@ -376,7 +377,7 @@ func (s *Server) ssmPut(in putParameterIn, user string, labels []string) (any, *
 	if in.Value == nil {
 		return nil, validationErr("Value null at 'value' failed to satisfy constraint: Member must not be null")
 	}
-	if len(*in.Value) == 0 {
+	if *in.Value == "" {
 		return nil, validationErr("Value '' at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	}
 	switch in.Type {
@@ -537,12 +538,12 @@ func underPath(name, prefix string, recursive bool) bool {
 }
 
 func (s *Server) ssmByPath(in byPathIn) (any, *apiError) {
-	max := 10
+	size := 10
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 10 {
 			return nil, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 10", *in.MaxResults)
 		}
-		max = *in.MaxResults
+		size = *in.MaxResults
 	}
 	prefix, e := pathPrefix(in.Path)
 	if e != nil {
@@ -596,8 +597,8 @@ func (s *Server) ssmByPath(in byPathIn) (any, *apiError) {
 		if !ok {
 			continue
 		}
-		if len(out.Parameters) == max {
-			out.NextToken = encodeToken(pageToken{Op: "GetParametersByPath", Key: out.Parameters[max-1].Name})
+		if len(out.Parameters) == size {
+			out.NextToken = encodeToken(pageToken{Op: "GetParametersByPath", Key: out.Parameters[size-1].Name})
 			break
 		}
 		out.Parameters = append(out.Parameters, s.paramOut(p, v, sel, in.WithDecryption))
@@ -741,12 +742,12 @@ type paramMeta struct {
 }
 
 func (s *Server) ssmDescribe(in describeIn) (any, *apiError) {
-	max := 50
+	size := 50
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 50 {
 			return nil, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50", *in.MaxResults)
 		}
-		max = *in.MaxResults
+		size = *in.MaxResults
 	}
 	if len(in.Filters) > 0 && len(in.ParameterFilters) > 0 {
 		return nil, errf("ValidationException", "You can use either Filters or ParameterFilters in a single request, but not both.")
@@ -792,8 +793,8 @@ func (s *Server) ssmDescribe(in describeIn) (any, *apiError) {
 		if !ok {
 			continue
 		}
-		if len(out.Parameters) == max {
-			out.NextToken = encodeToken(pageToken{Op: "DescribeParameters", Key: out.Parameters[max-1].Name})
+		if len(out.Parameters) == size {
+			out.NextToken = encodeToken(pageToken{Op: "DescribeParameters", Key: out.Parameters[size-1].Name})
 			break
 		}
 		out.Parameters = append(out.Parameters, paramMeta{
@@ -901,12 +902,12 @@ type historyOut struct {
 }
 
 func (s *Server) ssmHistory(in historyIn) (any, *apiError) {
-	max := 50
+	size := 50
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 50 {
 			return nil, validationErr("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50", *in.MaxResults)
 		}
-		max = *in.MaxResults
+		size = *in.MaxResults
 	}
 	p := s.lookupParam(in.Name)
 	if p == nil {
@@ -928,8 +929,8 @@ func (s *Server) ssmHistory(in historyIn) (any, *apiError) {
 		if v.version <= after {
 			continue
 		}
-		if len(out.Parameters) == max {
-			out.NextToken = encodeToken(pageToken{Op: "GetParameterHistory", Seq: out.Parameters[max-1].Version})
+		if len(out.Parameters) == size {
+			out.NextToken = encodeToken(pageToken{Op: "GetParameterHistory", Seq: out.Parameters[size-1].Version})
 			break
 		}
 		val := v.value

@@ -146,22 +146,26 @@ func TestAudienceValidatorAndClaimsEndpoint(t *testing.T) {
 	wantCode(t, assume(map[string]any{"sub": "system:serviceaccount:ns:app", "aud": "other"}), "InvalidIdentityToken")
 	wantCode(t, assume(map[string]any{"sub": "user", "aud": "want-aud"}), "InvalidIdentityToken")
 
-	resp, err := http.Get(c.srv.URL() + "/_emu/web-identity")
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.srv.URL()+"/_emu/web-identity", http.NoBody)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var claims map[string]any
-	json.NewDecoder(resp.Body).Decode(&claims)
+	if err := json.NewDecoder(resp.Body).Decode(&claims); err != nil {
+		t.Fatalf("decode claims: %v", err)
+	}
 	if claims["sub"] != "system:serviceaccount:ns:app" {
 		t.Fatalf("claims %v", claims)
 	}
-	resp2, err := http.Get(c.srv.URL() + "/_emu/caller?op=sts.AssumeRole")
+	req2, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, c.srv.URL()+"/_emu/caller?op=sts.AssumeRole", http.NoBody)
+	resp2, err := http.DefaultClient.Do(req2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp2.Body.Close()
-	if resp2.StatusCode != 404 {
+	if resp2.StatusCode != http.StatusNotFound {
 		t.Fatalf("caller of an op never called: %d", resp2.StatusCode)
 	}
 }

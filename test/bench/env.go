@@ -164,11 +164,11 @@ type operatorProc struct {
 
 // saveHeap writes the operator's heap profile to dir/name (BENCH_PROFILE_DIR), for
 // `go tool pprof`; a failure is reported, not fatal.
-func (o *operatorProc) saveHeap(dir, name string) {
+func (o *operatorProc) saveHeap(ctx context.Context, dir, name string) {
 	if dir == "" {
 		return
 	}
-	resp, err := http.Get(o.pprof + "/heap?gc=1")
+	resp, err := httpGet(ctx, o.pprof+"/heap?gc=1")
 	if err != nil {
 		logf("heap profile: %v", err)
 		return
@@ -186,7 +186,7 @@ func (o *operatorProc) saveHeap(dir, name string) {
 	}
 	logf("heap profile written to %s", f.Name())
 	// The text form ends with runtime.MemStats: heap in use versus what RSS holds.
-	if r2, err := http.Get(o.pprof + "/heap?debug=1"); err == nil {
+	if r2, err := httpGet(ctx, o.pprof+"/heap?debug=1"); err == nil {
 		defer r2.Body.Close()
 		if b, err := io.ReadAll(r2.Body); err == nil {
 			// and what RSS is made of: anonymous (Go heap, stacks) versus the mapped binary
@@ -202,13 +202,22 @@ func (o *operatorProc) saveHeap(dir, name string) {
 	}
 }
 
+// httpGet is http.Get bound to ctx.
+func httpGet(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
+}
+
 func buildOperator(ctx context.Context, root, dir string) (string, error) {
 	out := filepath.Join(dir, "secretsync")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, b)
+		return "", fmt.Errorf("go build: %w\n%s", err, b)
 	}
 	return out, nil
 }
@@ -234,7 +243,7 @@ func startOperator(bin, kubeconfig, dir string, extra []string, cl *cleanups) (*
 	}
 	args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pp))
 	args = append(args, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:noctx // runs until the cleanups stop it (gracefully), not until a context ends
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "VAULT_") {
@@ -242,7 +251,8 @@ func startOperator(bin, kubeconfig, dir string, extra []string, cl *cleanups) (*
 		}
 		env = append(env, kv)
 	}
-	cmd.Env = append(env, "KUBECONFIG="+kubeconfig)
+	env = append(env, "KUBECONFIG="+kubeconfig)
+	cmd.Env = env
 	p, err := startProc("operator", cmd, filepath.Join(dir, "operator.log"))
 	if err != nil {
 		return nil, err

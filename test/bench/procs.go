@@ -52,7 +52,7 @@ func (c *cleanups) run() {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
@@ -232,7 +232,7 @@ func startBao(ctx context.Context, bin, dir string, cl *cleanups) (*bao, error) 
 		return nil, err
 	}
 	b := &bao{addr: fmt.Sprintf("http://127.0.0.1:%d", port), root: fmt.Sprintf("root-bench-%d", time.Now().UnixNano()), dir: dir}
-	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+b.root,
+	cmd := exec.Command(bin, "server", "-dev", //nolint:noctx // the cleanups stop it gracefully (p.stop); ctx ending would SIGKILL it first "-dev-root-token-id="+b.root,
 		fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", port), "-dev-no-store-token", "-config="+confDir)
 	var env []string
 	for _, kv := range os.Environ() {
@@ -241,7 +241,8 @@ func startBao(ctx context.Context, bin, dir string, cl *cleanups) (*bao, error) 
 		}
 		env = append(env, kv)
 	}
-	cmd.Env = append(env, "HOME="+home)
+	env = append(env, "HOME="+home)
+	cmd.Env = env
 	p, err := startProc("bao", cmd, filepath.Join(dir, "bao.log"))
 	if err != nil {
 		return nil, err
@@ -276,7 +277,7 @@ func startBao(ctx context.Context, bin, dir string, cl *cleanups) (*bao, error) 
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("bao file audit device not enabled (err %v)", err)
+			return nil, fmt.Errorf("bao file audit device not enabled (err %v)", err) //nolint:errorlint // err is often nil (the device is just missing), which %w would render as %!w(<nil>)
 		}
 	}
 	return b, nil
@@ -286,7 +287,7 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration, p *proc) e
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 		if resp, err := hc.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()

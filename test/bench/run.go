@@ -309,7 +309,7 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	res.ColdRate = float64(cfg.N) / res.ColdReadyS
 	logf("cold burst: all %d Ready in %.2fs (%.0f/s), RSS peak so far %.0f MiB", cfg.N, res.ColdReadyS, res.ColdRate, res.ColdRSSMiB)
 
-	op.saveHeap(cfg.ProfileDir, "heap-cold.pb.gz")
+	op.saveHeap(ctx, cfg.ProfileDir, "heap-cold.pb.gz")
 	if cfg.ColdOnly {
 		res.RSSPeakMiB = mib(op.rss.Peak())
 		res.Missing = append(res.Missing, "BENCH_COLD_ONLY=1: steady state, new during refresh, unrelated Secrets and restart not run")
@@ -367,7 +367,7 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	st.FloorBatchGetSecretValue = (res.KeysPerStore.SM + 19) / 20
 	st.FloorVaultReads = res.KeysPerStore.Vault
 	res.Steady = st
-	op.saveHeap(cfg.ProfileDir, "heap-steady.pb.gz")
+	op.saveHeap(ctx, cfg.ProfileDir, "heap-steady.pb.gz")
 	logf("steady, per round: AWS %d calls %v, Vault %d requests (%d logins, %d reads), kube writes %d; RSS %.0f MiB, CPU %.1f%%",
 		st.AWSTotal, st.AWSCalls, st.Vault.Total, st.Vault.Logins, st.Vault.Reads, st.KubeWrites.Total, st.RSSMiB, st.CPUPercent)
 
@@ -818,7 +818,7 @@ func fillMachine(res *results) {
 			f := strings.Fields(line)
 			if len(f) >= 2 && f[0] == "MemTotal:" {
 				var kb int64
-				fmt.Sscan(f[1], &kb)
+				_, _ = fmt.Sscan(f[1], &kb) // unreadable: MemMiB stays 0
 				res.Machine.MemMiB = kb >> 10
 			}
 		}

@@ -74,7 +74,8 @@ var sharedAWS = &Shared[awsEnv]{What: "envtest (kube-apiserver + etcd) and the A
 func awsTest(t *testing.T) (*awsEnv, string) {
 	t.Helper()
 	env := sharedAWS.Get(t)
-	return env, env.namespace(t)
+	ns := env.namespace(t)
+	return env, ns
 }
 
 // validateWebIdentity is the emulator's AssumeRoleWithWebIdentity hook: the token
@@ -87,7 +88,7 @@ func (e *awsEnv) validateWebIdentity(token, roleARN string) error {
 	}
 	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{awsp.DefaultAudience}}}
 	if err := e.kube.Client.Create(e.ctx(), tr); err != nil {
-		return fmt.Errorf("token review: %v", err)
+		return fmt.Errorf("token review: %w", err)
 	}
 	if !tr.Status.Authenticated {
 		return fmt.Errorf("token not authenticated by the API server: %s", tr.Status.Error)

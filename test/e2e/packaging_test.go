@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -312,7 +313,7 @@ func TestChartCRDsInSync(t *testing.T) {
 	for _, b := range bases {
 		want, _ := os.ReadFile(b)
 		got, err := os.ReadFile(filepath.Join(root, chartDir, "files", "crds", filepath.Base(b)))
-		if err != nil || string(got) != string(want) {
+		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s/files/crds/%s is stale or missing: run `make generate`", chartDir, filepath.Base(b))
 		}
 	}

@@ -169,7 +169,7 @@ func TestSecurity(t *testing.T) {
 			}
 			t.Logf("dynamic POST to sys/policies/acl/x: %s: %s", cond.Reason, cond.Message)
 			WaitESReason(t, c, 30*time.Second, teamA, "overwrite", v1alpha1.ReasonKeyNotAllowed)
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, bao.Addr+"/v1/sys/policies/acl/x", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, bao.Addr+"/v1/sys/policies/acl/x", http.NoBody)
 			must(t, err)
 			req.Header.Set("X-Vault-Token", bao.RootToken)
 			resp, err := http.DefaultClient.Do(req)

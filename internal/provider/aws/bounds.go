@@ -40,11 +40,11 @@ func (p *Pages) Next(token *string) (bool, error) {
 	if token == nil || *token == "" {
 		return false, nil
 	}
-	max := p.Max
-	if max <= 0 {
-		max = MaxPages
+	limit := p.Max
+	if limit <= 0 {
+		limit = MaxPages
 	}
-	if p.n >= max {
+	if p.n >= limit {
 		return false, Wrap(provider.ErrUnavailable, "TooManyPages", errors.New("listing did not end"))
 	}
 	if p.seen == nil {

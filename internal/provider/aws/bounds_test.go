@@ -100,7 +100,7 @@ type hugeRT struct {
 func (h *hugeRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	h.requests.Add(1)
 	body := io.MultiReader(strings.NewReader(`{"SecretString":"`), io.LimitReader(repeatA{}, h.size))
-	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}}, Body: io.NopCloser(body), ContentLength: -1, Request: r}
+	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}}, Body: io.NopCloser(body), ContentLength: -1, Request: r}
 	if h.declare {
 		resp.ContentLength = h.size + 17
 	}
@@ -176,7 +176,7 @@ func TestEmptySuccessRefused(t *testing.T) {
 				if tc.chunked {
 					w.(http.Flusher).Flush()
 				}
-				w.Write([]byte(tc.body))
+				_, _ = w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
 			_, err := smClient(t, srv.URL, awstest.FastOptions()).ListSecrets(ctx, &sm.ListSecretsInput{})

@@ -184,7 +184,7 @@ func NewConfig(ctx context.Context, store v1alpha1.GenericStore, kube provider.K
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		// Only local configuration (environment, shared files) is read here.
-		return awssdk.Config{}, fmt.Errorf("spec.provider.aws: load AWS configuration: %v: %w", err, provider.ErrInvalid)
+		return awssdk.Config{}, fmt.Errorf("spec.provider.aws: load AWS configuration: %v: %w", err, provider.ErrInvalid) //nolint:errorlint // the loader's error is quoted as text; only ErrInvalid is for errors.Is
 	}
 	if p.Endpoint != "" {
 		cfg.BaseEndpoint = awssdk.String(p.Endpoint)

@@ -28,39 +28,39 @@ const role = "arn:aws:iam::123456789012:role/reader"
 var ctx = context.Background()
 
 func TestValidateStore(t *testing.T) {
-	sm := v1alpha1.AWSServiceSecretsManager
+	svc := v1alpha1.AWSServiceSecretsManager
 	tests := []struct {
 		name  string
 		store v1alpha1.GenericStore
 		field string // "" = valid
 	}{
-		{"minimal", awstest.Store(sm, ""), ""},
-		{"static keys", awstest.Store(sm, "http://127.0.0.1:1", awstest.StaticAuth), ""},
-		{"jwt with role", awstest.Store(sm, "", func(p *v1alpha1.AWSProvider) {
+		{"minimal", awstest.Store(svc, ""), ""},
+		{"static keys", awstest.Store(svc, "http://127.0.0.1:1", awstest.StaticAuth), ""},
+		{"jwt with role", awstest.Store(svc, "", func(p *v1alpha1.AWSProvider) {
 			p.Role = role
 			p.Auth = &v1alpha1.AWSAuth{JWT: &v1alpha1.AWSJWTAuth{ServiceAccountRef: v1alpha1.ServiceAccountSelector{Name: "app"}}}
 		}), ""},
 		{"wrong service", awstest.Store(v1alpha1.AWSServiceParameterStore, ""), "spec.provider.aws.service"},
-		{"no region", awstest.Store(sm, "", func(p *v1alpha1.AWSProvider) { p.Region = "" }), "spec.provider.aws.region"},
-		{"bad endpoint", awstest.Store(sm, "ftp://x"), "spec.provider.aws.endpoint"},
-		{"endpoint without host", awstest.Store(sm, "http://"), "spec.provider.aws.endpoint"},
-		{"external id without role", awstest.Store(sm, "", func(p *v1alpha1.AWSProvider) { p.ExternalID = "x" }), "spec.provider.aws.externalID"},
-		{"jwt without role", awstest.Store(sm, "", func(p *v1alpha1.AWSProvider) {
+		{"no region", awstest.Store(svc, "", func(p *v1alpha1.AWSProvider) { p.Region = "" }), "spec.provider.aws.region"},
+		{"bad endpoint", awstest.Store(svc, "ftp://x"), "spec.provider.aws.endpoint"},
+		{"endpoint without host", awstest.Store(svc, "http://"), "spec.provider.aws.endpoint"},
+		{"external id without role", awstest.Store(svc, "", func(p *v1alpha1.AWSProvider) { p.ExternalID = "x" }), "spec.provider.aws.externalID"},
+		{"jwt without role", awstest.Store(svc, "", func(p *v1alpha1.AWSProvider) {
 			p.Auth = &v1alpha1.AWSAuth{JWT: &v1alpha1.AWSJWTAuth{ServiceAccountRef: v1alpha1.ServiceAccountSelector{Name: "app"}}}
 		}), "spec.provider.aws.auth.jwt"},
-		{"both auths", awstest.Store(sm, "", awstest.StaticAuth, func(p *v1alpha1.AWSProvider) {
+		{"both auths", awstest.Store(svc, "", awstest.StaticAuth, func(p *v1alpha1.AWSProvider) {
 			p.Role = role
 			p.Auth.JWT = &v1alpha1.AWSJWTAuth{ServiceAccountRef: v1alpha1.ServiceAccountSelector{Name: "app"}}
 		}), "spec.provider.aws.auth"},
-		{"namespace in a SecretStore", awstest.Store(sm, "", awstest.StaticAuth, func(p *v1alpha1.AWSProvider) {
+		{"namespace in a SecretStore", awstest.Store(svc, "", awstest.StaticAuth, func(p *v1alpha1.AWSProvider) {
 			p.Auth.SecretRef.AccessKeyIDSecretRef.Namespace = "other"
 		}), "spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.namespace"},
-		{"no namespace in a ClusterSecretStore", clusterStore(awstest.Store(sm, "", awstest.StaticAuth)), "spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.namespace"},
+		{"no namespace in a ClusterSecretStore", clusterStore(awstest.Store(svc, "", awstest.StaticAuth)), "spec.provider.aws.auth.secretRef.accessKeyIDSecretRef.namespace"},
 		{"no aws", &v1alpha1.SecretStore{}, "spec.provider.aws"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := awsp.ValidateStore(tc.store, sm)
+			err := awsp.ValidateStore(tc.store, svc)
 			if tc.field == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -346,7 +346,9 @@ func TestFaultsMapToSentinels(t *testing.T) {
 			srv.ClearFaults()
 			srv.ResetCalls()
 			if tc.fault != nil {
-				srv.InjectFault(*tc.fault)
+				if err := srv.InjectFault(*tc.fault); err != nil {
+					t.Fatal(err)
+				}
 			}
 			before := counted()
 			err := get()

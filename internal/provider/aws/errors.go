@@ -117,7 +117,7 @@ var noCode = map[string]bool{"": true, "UnknownError": true}
 // and 429 keep their meaning).
 func KindForCode(code, _ string, status int) error {
 	if k, ok := codeKinds[code]; ok {
-		if k == provider.ErrNotFound && status >= 500 {
+		if errors.Is(k, provider.ErrNotFound) && status >= 500 {
 			return provider.ErrUnavailable // a failing server's word is not "gone"
 		}
 		return k
@@ -159,7 +159,7 @@ func MapError(err error) error {
 	if err == nil {
 		return nil
 	}
-	switch err.(type) {
+	switch err.(type) { //nolint:errorlint // only an error that is already ours at the top is returned as is; a wrapped one is re-wrapped below
 	case safeError, *provider.Error:
 		return err
 	}
@@ -230,10 +230,12 @@ func viaSTS(err error) bool {
 	if err == nil {
 		return false
 	}
-	if oe, ok := err.(*smithy.OperationError); ok && oe.ServiceID == "STS" {
+	// Walked by hand, not with errors.As: As stops at the first OperationError, and an
+	// STS one may sit below another service's.
+	if oe, ok := err.(*smithy.OperationError); ok && oe.ServiceID == "STS" { //nolint:errorlint // one node of the hand-walked tree
 		return true
 	}
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // the walk itself: unwraps one level, both Unwrap forms
 	case interface{ Unwrap() []error }:
 		for _, e := range u.Unwrap() {
 			if viaSTS(e) {
@@ -276,7 +278,7 @@ func (e safeError) Unwrap() error { return e.err }
 // before a request is built.
 func CheckKey(key string) error {
 	if err := provider.CheckKey(key); err != nil {
-		return fmt.Errorf("%v: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err))
+		return fmt.Errorf("%v: %w", err, Wrap(provider.ErrInvalid, "NotCanonical", err)) //nolint:errorlint // err is quoted for its text; the provider error wrapped here already holds it as its cause
 	}
 	return nil
 }
@@ -298,7 +300,7 @@ func CheckFindPath(path string) error {
 func MapManyError(err error) error {
 	mapped := MapError(err)
 	var pe *provider.Error
-	if provider.Classify(mapped) == provider.ErrNotFound && errors.As(mapped, &pe) {
+	if errors.Is(provider.Classify(mapped), provider.ErrNotFound) && errors.As(mapped, &pe) {
 		return Wrap(provider.ErrUnavailable, pe.Code, err)
 	}
 	return mapped

@@ -19,7 +19,7 @@ type BlackHole struct {
 // NewBlackHole starts a BlackHole for t.
 func NewBlackHole(t testing.TB) *BlackHole {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@
 package providertest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -53,7 +54,7 @@ func Run(t *testing.T, prefix string, h Harness) {
 		if err != nil {
 			t.Fatalf("GetSecret: %v", err)
 		}
-		if string(got.Value) != string(plain("two")) {
+		if !bytes.Equal(got.Value, plain("two")) {
 			t.Fatalf("value = %q, want %q", got.Value, plain("two"))
 		}
 		if h.Versioned && got.Version != v2 {
@@ -71,7 +72,7 @@ func Run(t *testing.T, prefix string, h Harness) {
 		if err != nil {
 			t.Fatalf("GetSecret(version %s): %v", v1, err)
 		}
-		if string(got.Value) != string(plain("old")) || got.Version != v1 {
+		if !bytes.Equal(got.Value, plain("old")) || got.Version != v1 {
 			t.Fatalf("got %q@%q, want %q@%q", got.Value, got.Version, plain("old"), v1)
 		}
 	})
@@ -111,7 +112,7 @@ func Run(t *testing.T, prefix string, h Harness) {
 		bin := []byte{0, 1, 2, 0xff, 0xfe, '\n'}
 		h.Put(t, name("bin"), bin, nil)
 		got, err := h.Client.GetSecret(ctx, provider.Ref{Key: name("bin")})
-		if err != nil || string(got.Value) != string(bin) {
+		if err != nil || !bytes.Equal(got.Value, bin) {
 			t.Fatalf("got %v, %v; want %v", got.Value, err, bin)
 		}
 	})
@@ -135,7 +136,7 @@ func Run(t *testing.T, prefix string, h Harness) {
 			t.Fatalf("Find(path): %v", err)
 		}
 		wantKeys(t, "path", byPath, found("find/app/db-user"), found("find/app/db-pass"), found("find/app/sub/db-deep"), found("find/app/api"))
-		if got := byPath[found("find/app/api")]; string(got.Value) != string(plain("k")) {
+		if got := byPath[found("find/app/api")]; !bytes.Equal(got.Value, plain("k")) {
 			t.Errorf("find value = %q, want %q", got.Value, plain("k"))
 		}
 
@@ -167,7 +168,7 @@ func Run(t *testing.T, prefix string, h Harness) {
 			if err != nil || len(res) != 3 {
 				t.Fatalf("GetSecrets = %d results, %v", len(res), err)
 			}
-			if string(res[0].Secret.Value) != string(plain("B")) || string(res[2].Secret.Value) != string(plain("A")) {
+			if !bytes.Equal(res[0].Secret.Value, plain("B")) || !bytes.Equal(res[2].Secret.Value, plain("A")) {
 				t.Errorf("values = %q, %q", res[0].Secret.Value, res[2].Secret.Value)
 			}
 			if !errors.Is(res[1].Err, provider.ErrNotFound) {

@@ -87,7 +87,7 @@ func getManyFrom(in *ssm.GetParametersInput) (*ssm.GetParametersOutput, error) {
 		}
 		var version int64 = 3
 		if hasSel {
-			fmt.Sscan(sel, &version)
+			_, _ = fmt.Sscan(sel, &version) // a label selector keeps version 3
 			out.Parameters = append(out.Parameters, param(name, "val-"+name+"@"+sel, version, ":"+sel))
 			continue
 		}
@@ -246,7 +246,7 @@ func TestFindByPath(t *testing.T) {
 	f := &fakeSSM{byPath: func(in *ssm.GetParametersByPathInput) (*ssm.GetParametersByPathOutput, error) {
 		start := 0
 		if in.NextToken != nil {
-			fmt.Sscan(*in.NextToken, &start)
+			_, _ = fmt.Sscan(*in.NextToken, &start) // the fake made the token
 		}
 		end := min(start+int(awssdk.ToInt32(in.MaxResults)), len(all))
 		out := &ssm.GetParametersByPathOutput{Parameters: all[start:end]}
@@ -290,7 +290,7 @@ func TestFindByTags(t *testing.T) {
 		describe: func(in *ssm.DescribeParametersInput) (*ssm.DescribeParametersOutput, error) {
 			start := 0
 			if in.NextToken != nil {
-				fmt.Sscan(*in.NextToken, &start)
+				_, _ = fmt.Sscan(*in.NextToken, &start) // the fake made the token
 			}
 			end := min(start+20, len(metas))
 			out := &ssm.DescribeParametersOutput{Parameters: metas[start:end]}

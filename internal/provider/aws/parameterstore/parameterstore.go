@@ -528,7 +528,7 @@ func (c *Client) findByTags(ctx context.Context, path string, tags map[string]st
 		for _, n := range chunk {
 			r := got[n]
 			if r.Err != nil {
-				if provider.Classify(r.Err) == provider.ErrNotFound {
+				if errors.Is(provider.Classify(r.Err), provider.ErrNotFound) {
 					continue // deleted since it was described
 				}
 				return nil, fmt.Errorf("parameterstore find %q: %w", path, r.Err)

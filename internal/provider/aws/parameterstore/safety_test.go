@@ -205,7 +205,7 @@ func TestAmbiguousAnswers(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				c := &Client{api: &fakeSSM{get: func(*ssm.GetParameterInput) (*ssm.GetParameterOutput, error) { return tc.out, tc.err }}}
 				_, err := c.GetSecret(bg, provider.Ref{Key: "/db"})
-				if provider.Classify(err) != tc.want || provider.SafeMessage(err) != `parameterstore get "/db": `+tc.want.Error()+" ("+tc.wantCode+")" {
+				if !errors.Is(provider.Classify(err), tc.want) || provider.SafeMessage(err) != `parameterstore get "/db": `+tc.want.Error()+" ("+tc.wantCode+")" {
 					t.Fatalf("err = %v (%s)", err, provider.SafeMessage(err))
 				}
 			})
@@ -250,11 +250,11 @@ func TestAmbiguousAnswers(t *testing.T) {
 			describe: func(*ssm.DescribeParametersInput) (*ssm.DescribeParametersOutput, error) { return nil, pnf },
 		}
 		c := &Client{api: f}
-		if _, err := c.GetSecrets(bg, []provider.Ref{{Key: "/a"}}); provider.Classify(err) != provider.ErrUnavailable {
+		if _, err := c.GetSecrets(bg, []provider.Ref{{Key: "/a"}}); !errors.Is(provider.Classify(err), provider.ErrUnavailable) {
 			t.Fatalf("batch: %v", err)
 		}
 		for _, q := range []provider.FindQuery{{Path: "/app"}, {Path: "/app", Tags: map[string]string{"t": "a"}}} {
-			if _, err := c.Find(bg, q); provider.Classify(err) != provider.ErrUnavailable {
+			if _, err := c.Find(bg, q); !errors.Is(provider.Classify(err), provider.ErrUnavailable) {
 				t.Fatalf("find %+v: %v", q, err)
 			}
 		}

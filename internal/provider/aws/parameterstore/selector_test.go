@@ -2,6 +2,7 @@ package parameterstore_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/secretsync/secretsync/internal/provider"
@@ -47,7 +48,7 @@ func TestSDKBatchWithoutSelector(t *testing.T) {
 			}
 			for i, r := range res {
 				if want[i].value == "" {
-					if provider.Classify(r.Err) != provider.ErrNotFound {
+					if !errors.Is(provider.Classify(r.Err), provider.ErrNotFound) {
 						t.Errorf("%+v: err %v, want not found", refs[i], r.Err)
 					}
 					continue

@@ -252,7 +252,7 @@ func TestAmbiguousAnswers(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				c := &Client{api: &fakeSM{get: func(*sm.GetSecretValueInput) (*sm.GetSecretValueOutput, error) { return tc.out, tc.err }}}
 				_, err := c.GetSecret(context.Background(), provider.Ref{Key: "db"})
-				if provider.Classify(err) != tc.want || provider.SafeMessage(err) != `secretsmanager get "db": `+tc.want.Error()+" ("+tc.wantCode+")" {
+				if !errors.Is(provider.Classify(err), tc.want) || provider.SafeMessage(err) != `secretsmanager get "db": `+tc.want.Error()+" ("+tc.wantCode+")" {
 					t.Fatalf("err = %v (%s)", err, provider.SafeMessage(err))
 				}
 			})
@@ -303,10 +303,10 @@ func TestAmbiguousAnswers(t *testing.T) {
 		}
 		c := &Client{api: f}
 		_, err := c.GetSecrets(context.Background(), refsOf("a", "b"))
-		if provider.Classify(err) != provider.ErrUnavailable {
+		if !errors.Is(provider.Classify(err), provider.ErrUnavailable) {
 			t.Fatalf("batch: %v", err)
 		}
-		if _, err := c.Find(context.Background(), provider.FindQuery{Path: "app"}); provider.Classify(err) != provider.ErrUnavailable {
+		if _, err := c.Find(context.Background(), provider.FindQuery{Path: "app"}); !errors.Is(provider.Classify(err), provider.ErrUnavailable) {
 			t.Fatalf("find: %v", err)
 		}
 	})

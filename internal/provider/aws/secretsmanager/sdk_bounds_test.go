@@ -41,7 +41,7 @@ func emuClient(t *testing.T) (*awsemu.Server, provider.Client) {
 // wantErr checks err's sentinel and that SafeMessage ends with "(code)".
 func wantErr(t *testing.T, err error, kind error, code string) {
 	t.Helper()
-	if provider.Classify(err) != kind || !strings.HasSuffix(provider.SafeMessage(err), "("+code+")") {
+	if !errors.Is(provider.Classify(err), kind) || !strings.HasSuffix(provider.SafeMessage(err), "("+code+")") {
 		t.Fatalf("err = %v (safe: %q), want %v (%s)", err, provider.SafeMessage(err), kind, code)
 	}
 }
@@ -122,7 +122,9 @@ func TestSDKHugeResponse(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.ClearFaults()
 			srv.ResetCalls()
-			srv.InjectFault(awsemu.Fault{Op: tc.op, Kind: awsemu.FaultHugeResponse, Size: awsemu.HugeResponseSize})
+			if err := srv.InjectFault(awsemu.Fault{Op: tc.op, Kind: awsemu.FaultHugeResponse, Size: awsemu.HugeResponseSize}); err != nil {
+				t.Fatal(err)
+			}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			err := tc.call()
@@ -171,7 +173,9 @@ func TestSDKAmbiguousAnswersAreNotNotFound(t *testing.T) {
 		for _, tc := range calls {
 			t.Run(string(f.kind)+"/"+tc.name, func(t *testing.T) {
 				srv.ClearFaults()
-				srv.InjectFault(awsemu.Fault{Op: tc.op, Kind: f.kind})
+				if err := srv.InjectFault(awsemu.Fault{Op: tc.op, Kind: f.kind}); err != nil {
+					t.Fatal(err)
+				}
 				defer srv.ClearFaults()
 				wantErr(t, tc.call(), provider.ErrUnavailable, f.wantCode)
 			})

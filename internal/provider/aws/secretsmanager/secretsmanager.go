@@ -411,7 +411,7 @@ func (c *Client) Find(ctx context.Context, q provider.FindQuery) (map[string]pro
 		for _, id := range chunk {
 			r := got[id]
 			if r.Err != nil {
-				if provider.Classify(r.Err) == provider.ErrNotFound {
+				if errors.Is(provider.Classify(r.Err), provider.ErrNotFound) {
 					continue // deleted since it was listed
 				}
 				return nil, fmt.Errorf("secretsmanager find %q: %w", q.Path, r.Err)
