@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -35,7 +36,8 @@ const probeEvery = 500 * time.Millisecond
 // ready is the readiness probe (nil: always ready). Everything stops when t ends.
 func StartFront(t testing.TB, backends []string, ready func(backend string) bool) *Front {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("front: %v", err)
 	}
@@ -173,7 +175,8 @@ func (f *Front) untrack(c net.Conn) {
 func (f *Front) serve(c net.Conn) {
 	defer f.wg.Done()
 	defer f.untrack(c)
-	b, err := net.DialTimeout("tcp", f.pick(), 2*time.Second)
+	d := net.Dialer{Timeout: 2 * time.Second}
+	b, err := d.DialContext(context.Background(), "tcp", f.pick())
 	if err != nil {
 		return
 	}

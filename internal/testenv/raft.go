@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -95,8 +96,13 @@ func StartRaftCluster(t testing.TB) *RaftCluster {
 
 // healthProbe is a Service readiness probe: an unsealed active node or standby.
 func healthProbe(backend string) bool {
-	hc := &http.Client{Timeout: time.Second}
-	resp, err := hc.Get("http://" + backend + "/v1/sys/health?standbyok=true")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+backend+"/v1/sys/health?standbyok=true", http.NoBody)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false
 	}
@@ -142,7 +148,8 @@ func (n *RaftNode) start(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(n.bin, "server", "-config="+filepath.Join(n.dir, "config.hcl"))
+	// A long-lived server stopped by Stop (SIGTERM, then SIGKILL), not by a context.
+	cmd := exec.Command(n.bin, "server", "-config="+filepath.Join(n.dir, "config.hcl")) //nolint:noctx // see above
 	home := filepath.Join(n.dir, "home")
 	_ = os.MkdirAll(home, 0o700)
 	cmd.Env = append(filteredEnv(), "HOME="+home)
@@ -181,8 +188,13 @@ func (n *RaftNode) kill() {
 // health is the node's /v1/sys/health status code (200 active, 429 standby,
 // 503 sealed, 501 not initialised), 0 when it does not answer.
 func (n *RaftNode) health() int {
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get(n.Addr + "/v1/sys/health")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.Addr+"/v1/sys/health", http.NoBody)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0
 	}
@@ -288,7 +300,7 @@ func (c *RaftCluster) waitVoters(t testing.TB, via *RaftNode, timeout time.Durat
 	c.retry(t, timeout, "three healthy Raft voters", func() error {
 		sec, err := cl.Logical().ReadWithContext(t.Context(), "sys/storage/raft/autopilot/state")
 		if err != nil || sec == nil {
-			return fmt.Errorf("autopilot state: %v", err)
+			return fmt.Errorf("autopilot state: %w", err)
 		}
 		raw, _ := json.Marshal(sec.Data["servers"])
 		peers := map[string]raftPeer{}

@@ -338,7 +338,8 @@ func startChildOperator(t testing.TB, kube *testenv.Kube) *childOperator {
 	t.Helper()
 	raw, err := json.Marshal(childKube{Host: kube.Config.Host, CAData: kube.Config.CAData, CertData: kube.Config.CertData, KeyData: kube.Config.KeyData})
 	vmust(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestVaultOperatorProcess$", "-test.count=1", "-test.timeout=30m")
+	// A long-lived child stopped by its Stop (SIGTERM, logs flushed), not by a context.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVaultOperatorProcess$", "-test.count=1", "-test.timeout=30m") //nolint:noctx // see above
 	cmd.Env = append(os.Environ(), childKubeEnv+"="+string(raw))
 	o := &childOperator{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = o.out, o.out

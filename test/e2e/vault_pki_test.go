@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -121,7 +122,7 @@ func TestVaultPKI(t *testing.T) {
 	if now, _ := current(); now != second {
 		t.Fatalf("the restart re-issued: serial %s -> %s", second, now)
 	}
-	if got := GetSecret(t, c, ns, "web"); string(got.Data["tls.crt"]) == string(s.Data["tls.crt"]) {
+	if got := GetSecret(t, c, ns, "web"); bytes.Equal(got.Data["tls.crt"], s.Data["tls.crt"]) {
 		t.Fatal("the Secret still holds the first certificate")
 	}
 
