@@ -130,7 +130,7 @@ func (e *rolloutEnv) expectGenerations(t *testing.T, want int64, settle bool, ws
 		Eventually(t, 20*time.Second, fmt.Sprintf("%T %s generation %d", w, w.GetName(), want), func() bool { return e.generation(t, w) >= want })
 	}
 	if settle {
-		time.Sleep(rolloutQuiet)
+		LetTimePass(t, rolloutQuiet, "a quiet period in which no restart may happen")
 	}
 	for _, w := range ws {
 		if g, a := e.state(t, w); g != want {
@@ -380,7 +380,7 @@ func TestRollout(t *testing.T) {
 		second := getESLeases(t, e.kube.Client, ns, "tls")[0]
 		// The next re-issue is due 10 s after this one; look before it.
 		e.expectGenerations(t, 2, false, d)
-		time.Sleep(2 * time.Second)
+		LetTimePass(t, 2*time.Second, "a restart, if one were queued, would happen now")
 		if l := getESLeases(t, e.kube.Client, ns, "tls"); len(l) == 1 && l[0].ID == second.ID {
 			if g := e.generation(t, d); g != 2 {
 				t.Fatalf("generation %d after one re-issue, want 2", g)

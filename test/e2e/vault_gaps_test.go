@@ -44,7 +44,7 @@ func TestVaultGaps(t *testing.T) {
 			return e.bao.AuditCount(t, "auth/token/renew-self")-renewalsBefore >= 2
 		})
 		// Past the token's first 8 s: only renewals keep it alive.
-		time.Sleep(time.Until(created.Add(12 * time.Second)))
+		LetTimePass(t, time.Until(created.Add(12*time.Second)), "past the token's first 8 s TTL: only renewals keep it alive")
 		look, err := e.bao.Client.Auth().Token().LookupAccessorWithContext(ctx, accessor)
 		if err != nil {
 			t.Fatalf("the user's token is gone after its first TTL: %v", err)
@@ -57,7 +57,7 @@ func TestVaultGaps(t *testing.T) {
 		// The store goes away: its client is closed, the user's token stays valid.
 		vmust(t, e.kube.Client.Delete(ctx, &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}}))
 		vmust(t, e.kube.Client.Delete(ctx, &v1alpha1.SecretStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vault"}}))
-		time.Sleep(2 * time.Second)
+		LetTimePass(t, 2*time.Second, "the deleted store's client is closed")
 		if _, err := e.bao.Client.Auth().Token().LookupAccessorWithContext(ctx, accessor); err != nil {
 			t.Fatalf("the user's token was revoked: %v", err)
 		}

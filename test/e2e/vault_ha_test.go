@@ -265,8 +265,7 @@ func TestVaultHA(t *testing.T) {
 		n, _ := m.synced()
 		return n == haKVCount && e.dynamicSynced()
 	})
-	// Let the initial reconciles settle (status writes trigger more).
-	time.Sleep(3 * time.Second)
+	LetTimePass(t, 3*time.Second, "the initial reconciles settle (status writes trigger more)")
 	if f := m.failures(); len(f) > 0 {
 		t.Fatalf("before any failover:\n%s", strings.Join(f, "\n"))
 	}
@@ -314,8 +313,7 @@ func (e *haEnv) failover(t *testing.T, m *haMonitor, round string, viaStandby bo
 	}
 	e.cluster.Front.Prefer(routed)
 	e.cluster.Front.DropConnections()
-	// Every connection now goes to the routed node; wait for a refresh round on it.
-	time.Sleep(2 * haRefreshing)
+	LetTimePass(t, 2*haRefreshing, "every connection now goes to the routed node: a refresh round on it")
 	// Baseline: how long a new value takes to reach every Secret without a failover
 	// (refresh interval, slot jitter, 50 reconciles on a shared machine).
 	m.expect(round + "-baseline")
@@ -374,7 +372,7 @@ func (e *haEnv) failover(t *testing.T, m *haMonitor, round string, viaStandby bo
 	restarted := time.Now()
 	e.cluster.Restart(t, active)
 	t.Logf("node%d rejoined as a voter %s after its restart", active, time.Since(restarted).Round(time.Millisecond))
-	time.Sleep(2 * haRefreshing)
+	LetTimePass(t, 2*haRefreshing, "two refresh rounds with the restarted node back in the cluster")
 	e.checkAllSynced(t, round)
 	if f := m.failures(); len(f) > 0 {
 		t.Fatalf("the rejoin was noticed:\n%s", strings.Join(f, "\n"))
