@@ -204,10 +204,11 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 	if o != nil {
 		return *o
 	}
-	changed, o := r.write(ctx, es, sc.existing, want)
+	changed, existing, o := r.write(ctx, es, sc.existing, want)
 	if o != nil {
 		return *o
 	}
+	sc.existing = existing // create-first: a target found on AlreadyExists counts as existing
 	sum, err := r.Hasher.Sum(ctx, want.data, nil)
 	if err != nil {
 		return failTransient(v1alpha1.ReasonKubernetesError, "status.dataHash: %v", err)
@@ -240,6 +241,13 @@ func (r *Reconciler) remoteGone(ctx context.Context, es *v1alpha1.ExternalSecret
 	o.kind, o.reason = transient, v1alpha1.ReasonRemoteNotFound
 	switch deletionPolicy(es) {
 	case v1alpha1.DeletionDelete:
+		if existing == nil && !readsTargetFirst(es) {
+			// Not in the cache: getTarget did not read further (create-first).
+			var err error
+			if existing, err = r.readTarget(ctx, es); err != nil {
+				return kubeFailure("spec.target: read Secret "+strconv.Quote(targetName(es)), err)
+			}
+		}
 		if existing != nil && creationPolicy(es) == v1alpha1.CreationOwner && metav1.IsControlledBy(existing, es) {
 			if err := r.Client.Delete(ctx, existing); err != nil {
 				return kubeFailure("spec.target: delete Secret "+strconv.Quote(targetName(es)), err)

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -57,8 +58,11 @@ func deletionPolicy(es *v1alpha1.ExternalSecret) v1alpha1.DeletionPolicy {
 	return es.Spec.Target.DeletionPolicy
 }
 
-// getTarget reads the target from the managed cache, then, for a Secret we do not
-// manage (yet), with a direct GET: the cache is never widened to foreign Secrets.
+// getTarget reads the target from the managed cache. A target the cache does not
+// have is read with a direct GET (the cache is never widened to foreign Secrets)
+// only when something before the write needs it (readsTargetFirst); otherwise
+// write creates it and reads it only on AlreadyExists, so a new ExternalSecret
+// costs no GET that returns 404.
 func (r *Reconciler) getTarget(ctx context.Context, es *v1alpha1.ExternalSecret) (*corev1.Secret, error) {
 	key := types.NamespacedName{Namespace: es.Namespace, Name: targetName(es)}
 	s := &corev1.Secret{}
@@ -66,14 +70,35 @@ func (r *Reconciler) getTarget(ctx context.Context, es *v1alpha1.ExternalSecret)
 	if err == nil {
 		return s, nil
 	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
+	if !apierrors.IsNotFound(err) || !readsTargetFirst(es) {
+		return nil, client.IgnoreNotFound(err)
 	}
-	err = r.APIReader.Get(ctx, key, s)
+	return r.readTarget(ctx, es)
+}
+
+// readTarget reads the target with a direct GET (nil: it does not exist).
+func (r *Reconciler) readTarget(ctx context.Context, es *v1alpha1.ExternalSecret) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: es.Namespace, Name: targetName(es)}, s)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	return s, err
+}
+
+// readsTargetFirst says whether a target missing from the cache must be read before
+// the write: Merge writes into a foreign Secret, CreatedOnce stops once the target
+// exists, and dynamic secrets recover a lease's data from the target.
+func readsTargetFirst(es *v1alpha1.ExternalSecret) bool {
+	if creationPolicy(es) == v1alpha1.CreationMerge || es.Spec.RefreshPolicy == v1alpha1.RefreshCreatedOnce || len(es.Status.Leases) > 0 {
+		return true
+	}
+	for _, d := range es.Spec.DataFrom {
+		if d.Dynamic != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // ownedBy reports whether s is ours to write under es's creation policy.
@@ -169,27 +194,53 @@ func withMergeKeys(s *corev1.Secret, es *v1alpha1.ExternalSecret, keys []string)
 	s.Annotations[annotationMergeKeys] = string(b)
 }
 
-// write is the one Secret writer. It writes only when the bytes differ.
-func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret, want rendered) (bool, *outcome) {
+// write is the one Secret writer. It writes only when the bytes differ, and returns
+// the target as it found it (nil: it created it).
+func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret, want rendered) (bool, *corev1.Secret, *outcome) {
 	policy := creationPolicy(es)
 	if policy == v1alpha1.CreationNone {
-		return false, nil
+		return false, existing, nil
 	}
 	if o := r.refuseWrite(es, existing, want, policy); o != nil {
-		return false, o
+		return false, existing, o
 	}
 	if existing == nil {
-		s := r.desired(es, nil, want)
-		if err := r.Client.Create(ctx, s); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				o := failTransient(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q was created by someone else meanwhile", targetName(es))
-				return false, &o
-			}
-			o := kubeFailure("spec.target: create Secret "+strconv.Quote(targetName(es)), err)
-			return false, &o
-		}
-		return true, nil
+		return r.create(ctx, es, want)
 	}
+	changed, o := r.update(ctx, es, existing, want)
+	return changed, existing, o
+}
+
+// create creates the target. If it exists already (not in the cache: foreign, or
+// ours and the cache is behind) it is read and written as an existing target: a
+// foreign one is refused as if getTarget had read it.
+func (r *Reconciler) create(ctx context.Context, es *v1alpha1.ExternalSecret, want rendered) (bool, *corev1.Secret, *outcome) {
+	err := r.Client.Create(ctx, r.desired(es, nil, want))
+	if err == nil {
+		return true, nil, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		o := kubeFailure("spec.target: create Secret "+strconv.Quote(targetName(es)), err)
+		return false, nil, &o
+	}
+	existing, err := r.readTarget(ctx, es)
+	if err != nil {
+		o := kubeFailure("spec.target: read Secret "+strconv.Quote(targetName(es)), err)
+		return false, nil, &o
+	}
+	if existing == nil {
+		o := failTransient(v1alpha1.ReasonTargetOwnedElsewhere, "spec.target.name: Secret %q was created by someone else meanwhile", targetName(es))
+		return false, nil, &o
+	}
+	if o := r.refuseWrite(es, existing, want, creationPolicy(es)); o != nil {
+		return false, existing, o
+	}
+	changed, o := r.update(ctx, es, existing, want)
+	return changed, existing, o
+}
+
+// update writes an existing target when its bytes differ.
+func (r *Reconciler) update(ctx context.Context, es *v1alpha1.ExternalSecret, existing *corev1.Secret, want rendered) (bool, *outcome) {
 
 	s := r.desired(es, existing.DeepCopy(), want)
 	if secretEqual(existing, s) {

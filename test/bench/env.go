@@ -68,6 +68,10 @@ omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
+# Every request of the operator but watches, to count its requests per sync by verb.
+- level: Metadata
+  users: ["` + operatorUser + `"]
+  verbs: ["get", "list"]
 # Rollout discovery: reads of workloads are counted too (0 per unchanged round).
 - level: Metadata
   verbs: ["get", "list"]

@@ -60,6 +60,7 @@ type config struct {
 	Keep         bool
 	ProfileDir   string
 	ColdOnly     bool
+	Floor        bool // measure the null operator first (floor.go)
 	// CESNamespaces: namespaces of the ClusterExternalSecret phase (0 skips it);
 	// CESOnly skips every other phase.
 	CESNamespaces int
@@ -101,6 +102,7 @@ func parseConfig() config {
 	}
 	flag.StringVar(&c.VaultAuth, "vault-auth", va, "approle or token (BENCH_VAULT_AUTH)")
 	opArgs := flag.String("operator-args", os.Getenv("BENCH_OPERATOR_ARGS"), "extra operator flags, space separated (BENCH_OPERATOR_ARGS)")
+	flag.BoolVar(&c.Floor, "floor", os.Getenv("BENCH_FLOOR") != "0", "measure the null operator before the cold burst (BENCH_FLOOR=0 skips it)")
 	flag.BoolVar(&c.ColdOnly, "cold-only", os.Getenv("BENCH_COLD_ONLY") == "1", "stop after the cold burst (BENCH_COLD_ONLY=1)")
 	flag.IntVar(&c.CESNamespaces, "ces-namespaces", envInt("BENCH_CES_NAMESPACES", 1000), "namespaces of the ClusterExternalSecret phase, 0 skips it (BENCH_CES_NAMESPACES)")
 	flag.BoolVar(&c.CESOnly, "ces-only", os.Getenv("BENCH_CES_ONLY") == "1", "run only the ClusterExternalSecret phase (BENCH_CES_ONLY=1)")

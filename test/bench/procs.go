@@ -457,6 +457,37 @@ func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {
 	return kw, err
 }
 
+// countKubeRequests counts the audited requests of user by "verb resource[/subresource]
+// code" (the audit policy logs the operator's gets and lists too, not its watches).
+func countKubeRequests(path, user string, from, to int64) (map[string]int, error) {
+	out := map[string]int{}
+	err := readLines(path, from, to, func(line []byte) {
+		var e struct {
+			Stage string `json:"stage"`
+			Verb  string `json:"verb"`
+			User  struct {
+				Username string `json:"username"`
+			} `json:"user"`
+			ObjectRef struct {
+				Resource    string `json:"resource"`
+				Subresource string `json:"subresource"`
+			} `json:"objectRef"`
+			ResponseStatus struct {
+				Code int `json:"code"`
+			} `json:"responseStatus"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.Stage != "ResponseComplete" || e.User.Username != user {
+			return
+		}
+		r := e.ObjectRef.Resource
+		if e.ObjectRef.Subresource != "" {
+			r += "/" + e.ObjectRef.Subresource
+		}
+		out[fmt.Sprintf("%s %s %d", e.Verb, r, e.ResponseStatus.Code)]++
+	})
+	return out, err
+}
+
 // countWorkloadCalls counts user's LISTs and PATCHes of Deployments, StatefulSets
 // and DaemonSets in the audit log between from and to (rollout discovery and restarts).
 func countWorkloadCalls(path, user string, from, to int64) (lists, patches int, err error) {

@@ -38,6 +38,14 @@ func report(r *results) {
 	} else {
 		row("cold burst: all Ready", "NOT MEASURED (%d of %d Ready)", r.ColdReady, r.N)
 	}
+	if f := r.Floor; f != nil && f.AllReadyS > 0 {
+		parts := []string{}
+		for _, k := range sortedKeys(f.CPU) {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, f.CPU[k]))
+		}
+		row("floor (null operator): all done", "%.2f s (creates %.2f s; CPU seconds %s; load average at start %s)", f.AllReadyS, f.CreateS, strings.Join(parts, ", "), f.LoadAvg)
+		row("cold burst / floor", "%.2f (target <= 1.2 at N = 3000, <= 1.3 at N = 10,000)", r.ColdVsFloor)
+	}
 	row("cold burst: RSS peak", "%.0f MiB", r.ColdRSSMiB)
 	if len(r.ColdCPU) > 0 {
 		parts := []string{}
@@ -49,6 +57,9 @@ func report(r *results) {
 	if r.ColdVault != nil && r.ColdKubeWrites != nil {
 		row("cold burst: backend / kube", "AWS %s; Vault %d requests (logins %d, KV reads %d); Kubernetes writes %d (%s)",
 			fmtMap(r.ColdAWSCalls), r.ColdVault.Total, r.ColdVault.Logins, r.ColdVault.Reads, r.ColdKubeWrites.Total, fmtMap(r.ColdKubeWrites.ByKind))
+	}
+	if len(r.ColdKubeRequests) > 0 {
+		row("cold burst: operator's API requests", "%s (verb resource code; watches not counted)", fmtMap(r.ColdKubeRequests))
 	}
 	if s := r.Steady; s != nil {
 		per := fmt.Sprintf("steady per round (mean of %d): ", s.RoundsMeasured)

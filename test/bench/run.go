@@ -121,6 +121,13 @@ type results struct {
 	ColdAWSCalls   map[string]int `json:"cold_aws_calls,omitempty"`
 	ColdVault      *vaultCounts   `json:"cold_vault,omitempty"`
 	ColdKubeWrites *kubeWrites    `json:"cold_kube_writes,omitempty"`
+	// Every request of the operator (but watches) by "verb resource code".
+	ColdKubeRequests map[string]int `json:"cold_kube_requests,omitempty"`
+	// The null operator (floor.go) on the same control plane before the operator
+	// starts, and the cold burst's time over it.
+	FloorReadyS float64      `json:"floor_all_ready_s,omitempty"`
+	ColdVsFloor float64      `json:"cold_vs_floor,omitempty"`
+	Floor       *floorResult `json:"floor,omitempty"`
 	// CPU seconds used during the cold burst by each process, and the machine's load
 	// average when it started (other work on the machine shows up there).
 	ColdCPU     map[string]float64 `json:"cold_cpu_s,omitempty"`
@@ -224,6 +231,17 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 		return err
 	}
 
+	if cfg.Floor && !cfg.CESOnly {
+		logf("floor: a null operator for %d ExternalSecrets", cfg.N)
+		f, err := runFloor(ctx, c, cfg, map[string]int{"kube-apiserver": k.apiPID, "etcd": k.etcdPID, "bench (incl. AWS emulator)": os.Getpid()})
+		res.Floor = f
+		if err != nil {
+			return err
+		}
+		res.FloorReadyS = f.AllReadyS
+		logf("floor: all %d done in %.2fs (creates %.2fs)", cfg.N, f.AllReadyS, f.CreateS)
+	}
+
 	ready, err := watchReadiness(ctx, k.cfg, cl)
 	if err != nil {
 		return err
@@ -305,6 +323,12 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	}
 	if kw, err := countKubeWrites(k.auditLog, operatorUser, cka0, fileSize(k.auditLog)); err == nil {
 		res.ColdKubeWrites = &kw
+	}
+	if kr, err := countKubeRequests(k.auditLog, operatorUser, cka0, fileSize(k.auditLog)); err == nil {
+		res.ColdKubeRequests = kr
+	}
+	if res.FloorReadyS > 0 {
+		res.ColdVsFloor = res.ColdReadyS / res.FloorReadyS
 	}
 	res.ColdRate = float64(cfg.N) / res.ColdReadyS
 	logf("cold burst: all %d Ready in %.2fs (%.0f/s), RSS peak so far %.0f MiB", cfg.N, res.ColdReadyS, res.ColdRate, res.ColdRSSMiB)
@@ -685,26 +709,7 @@ func createESs(ctx context.Context, c client.Client, names []string, base int, c
 				if j >= len(names) || ctx.Err() != nil {
 					return
 				}
-				g := base + j
-				store := stores[g%3]
-				idx := (g / 3) % cfg.M
-				ref := &v1alpha1.RemoteRef{}
-				switch store {
-				case "sm":
-					ref.Key = smKey(idx)
-				case "ssm":
-					ref.Key = ssmKey(idx)
-				default:
-					ref.Key, ref.Property = vaultKey(idx), "value"
-				}
-				es := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: names[j]},
-					Spec: v1alpha1.ExternalSecretSpec{
-						SecretStoreRef:  v1alpha1.StoreRef{Name: store},
-						RefreshInterval: &metav1.Duration{Duration: cfg.Refresh},
-						Data:            []v1alpha1.DataItem{{SecretKey: "value", RemoteRef: ref}},
-						// Rollout on: an unchanged round must still list and patch no workload.
-						Target: v1alpha1.Target{Rollout: &v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}},
-					}}
+				es := benchES(benchNamespace, names[j], base+j, cfg)
 				sent[j] = time.Now()
 				if err := c.Create(ctx, es); err != nil {
 					mu.Lock()
@@ -719,6 +724,37 @@ func createESs(ctx context.Context, c client.Client, names []string, base int, c
 	}
 	wg.Wait()
 	return sent, firstErr
+}
+
+// benchES is ExternalSecret g of the benchmark (store g mod 3, key (g / 3) mod M of
+// that store) in namespace ns; the floor creates the same objects.
+func benchES(ns, name string, g int, cfg config) *v1alpha1.ExternalSecret {
+	store := stores[g%3]
+	return &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.ExternalSecretSpec{
+			SecretStoreRef:  v1alpha1.StoreRef{Name: store},
+			RefreshInterval: &metav1.Duration{Duration: cfg.Refresh},
+			Data:            []v1alpha1.DataItem{{SecretKey: "value", RemoteRef: benchRef(g, cfg.M)}},
+			// Rollout on: an unchanged round must still list and patch no workload.
+			Target: v1alpha1.Target{Rollout: &v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}},
+		}}
+}
+
+func benchRef(g, m int) *v1alpha1.RemoteRef {
+	idx := (g / 3) % m
+	switch stores[g%3] {
+	case "sm":
+		return &v1alpha1.RemoteRef{Key: smKey(idx)}
+	case "ssm":
+		return &v1alpha1.RemoteRef{Key: ssmKey(idx)}
+	default:
+		return &v1alpha1.RemoteRef{Key: vaultKey(idx), Property: "value"}
+	}
+}
+
+// benchValue is the value the backends hold for ExternalSecret g (seeded in run).
+func benchValue(g, m int) string {
+	return fmt.Sprintf("%s-value-%05d", stores[g%3], (g/3)%m)
 }
 
 // waitAllReady waits until every name is Ready or timeout; it returns how many are.
