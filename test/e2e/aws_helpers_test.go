@@ -249,6 +249,11 @@ func (e *awsEnv) cleanup(t *testing.T, ns string) {
 			var l v1alpha1.ExternalSecretList
 			return c.List(e.ctx(), &l, client.InNamespace(ns)) == nil && len(l.Items) == 0
 		})
+		// The stores too: their periodic checks would otherwise go on calling the
+		// emulator (and count in the process-wide request metric TestMetrics compares).
+		if err := c.DeleteAllOf(e.ctx(), &v1alpha1.SecretStore{}, client.InNamespace(ns)); err != nil {
+			t.Errorf("delete SecretStores in %s: %v", ns, err)
+		}
 	})
 }
 

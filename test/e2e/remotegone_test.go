@@ -62,14 +62,17 @@ func TestRemoteGoneIsStable(t *testing.T) {
 			env.mem.Delete(key)
 			es := &v1alpha1.ExternalSecret{}
 			must(t, kube.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "es"}, es))
+			// Merge patches without resourceVersion: the operator writes status meanwhile.
+			orig := es.DeepCopy()
 			es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "1"}
-			must(t, kube.Client.Update(context.Background(), es))
+			must(t, kube.Client.Patch(context.Background(), es, client.MergeFrom(orig)))
 			WaitESReason(t, kube.Client, 4*interval, ns, "es", v1alpha1.ReasonRemoteNotFound)
 			// A reconcile that is not forced, within the cache window of the last read
 			// (with Delete the target's deletion event makes one anyway).
 			must(t, kube.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "es"}, es))
+			orig = es.DeepCopy()
 			es.Annotations["e2e.secretsync.dev/nudge"] = "1"
-			must(t, kube.Client.Update(context.Background(), es))
+			must(t, kube.Client.Patch(context.Background(), es, client.MergeFrom(orig)))
 
 			watchRemoteGone(t, kube.Client, ns, 3*interval, c.wantSecret)
 			if got := env.op.Writes.Secrets() - writes; got != c.wantWrites {
