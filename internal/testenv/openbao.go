@@ -1,13 +1,11 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -248,29 +246,7 @@ func (b *OpenBao) AuditCount(t testing.TB, path string) int {
 	if b.AuditLog == "" {
 		t.Fatal("AuditCount: EnableAudit has not run")
 	}
-	f, err := os.Open(b.AuditLog)
-	if err != nil {
-		t.Fatalf("audit log: %v", err)
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		var e struct {
-			Type    string `json:"type"`
-			Request struct {
-				Path string `json:"path"`
-			} `json:"request"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "response" && e.Request.Path == path {
-			n++
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("audit log: %v", err)
-	}
-	return n
+	return countAudit(t, b.AuditLog, path)
 }
 
 func (b *OpenBao) waitHealthy(timeout time.Duration) error {

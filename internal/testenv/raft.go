@@ -367,6 +367,8 @@ func (c *RaftCluster) AuditCount(t testing.TB, path string) int {
 	return total
 }
 
+// countAudit counts the audited responses to requests on path in an audit log file
+// (none when the file does not exist yet).
 func countAudit(t testing.TB, file, path string) int {
 	t.Helper()
 	f, err := os.Open(file)
@@ -390,6 +392,9 @@ func countAudit(t testing.TB, file, path string) int {
 		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Type == "response" && e.Request.Path == path {
 			n++
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("audit log: %v", err)
 	}
 	return n
 }
