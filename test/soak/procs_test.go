@@ -184,11 +184,12 @@ func (o *operators) remove(r *replica) {
 // would: controller-runtime exits when its leader lease cannot be renewed (an API
 // server down longer than the renew deadline), by design.
 func (o *operators) supervise(ctx context.Context, logf func(string, ...any)) {
+	backoff := time.Second
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(backoff):
 		}
 		o.mu.Lock()
 		var dead []*replica
@@ -198,6 +199,13 @@ func (o *operators) supervise(ctx context.Context, logf func(string, ...any)) {
 			}
 		}
 		o.mu.Unlock()
+		if len(dead) > 0 {
+			// A crash loop backs off as the kubelet's does (a replica exits at once
+			// while the API server is down), capped low to keep the soak moving.
+			backoff = min(2*backoff, 10*time.Second)
+		} else {
+			backoff = time.Second
+		}
 		for _, r := range dead {
 			o.remove(r)
 			logf("replica %d exited by itself (%v); starting another", r.id, r.p.cmd.ProcessState)

@@ -102,9 +102,6 @@ func TestSoak(t *testing.T) {
 	if err := w.stores(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bao.Client.KVv2("secret").Put(ctx, "probe", map[string]any{"v": "probe"}); err != nil {
-		t.Fatal(err)
-	}
 	probe := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: soakNS, Name: "probe"}, Spec: v1alpha1.ExternalSecretSpec{
 		SecretStoreRef: v1alpha1.StoreRef{Name: "probe"}, RefreshInterval: &metav1.Duration{Duration: time.Hour},
 		Data: []v1alpha1.DataItem{{SecretKey: "v", RemoteRef: &v1alpha1.RemoteRef{Key: "probe", Property: "v"}}}}}

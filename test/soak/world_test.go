@@ -223,6 +223,10 @@ path "secret/metadata/soak/*" { capabilities = ["read"] }
 	}); err != nil {
 		return fmt.Errorf("database role: %w", err)
 	}
+	// The probe ExternalSecret's value (leader failover is measured through it).
+	if _, err := c.KVv2("secret").Put(ctx, "probe", map[string]any{"v": "probe"}); err != nil {
+		return fmt.Errorf("probe value: %w", err)
+	}
 	w.mu.Lock()
 	var kv []*es
 	for _, e := range w.ess {
