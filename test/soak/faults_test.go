@@ -303,6 +303,9 @@ func (in *injector) dataFault(ctx context.Context, kind string) error {
 			}
 		}
 	case fCredRotate:
+		// Not during an OpenBao restart: the harness restores the current token then.
+		in.infra.Lock()
+		defer in.infra.Unlock()
 		return in.credRotate(ctx)
 	}
 	return nil

@@ -181,7 +181,13 @@ func (w *world) add(ctx context.Context, kind string) error {
 			return fmt.Errorf("deployment for %s: %w", e.name, err)
 		}
 	}
-	return w.kube.Create(ctx, obj)
+	if err := w.kube.Create(ctx, obj); err != nil {
+		w.mu.Lock()
+		e.deleted = true // never created (the API server may be restarting)
+		w.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // consumer is a Deployment that reads Secret name through envFrom (no pods run in envtest).
@@ -203,7 +209,10 @@ path "secret/metadata/soak/*" { capabilities = ["read"] }
 `); err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	if err := w.kvTokenCreate(ctx, w.kvToken); err != nil {
+	w.mu.Lock()
+	token := w.kvToken
+	w.mu.Unlock()
+	if err := w.kvTokenCreate(ctx, token); err != nil {
 		return err
 	}
 	if err := c.Sys().MountWithContext(ctx, "database", &vaultapi.MountInput{Type: "database"}); err != nil {
