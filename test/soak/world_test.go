@@ -173,6 +173,16 @@ func (w *world) add(ctx context.Context, kind string) error {
 	w.order = append(w.order, e.name)
 	obj := w.spec(e)
 	w.mu.Unlock()
+	if err := w.create(ctx, e, obj, i); err != nil {
+		w.mu.Lock()
+		e.deleted = true // never created (OpenBao or the API server may be restarting)
+		w.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (w *world) create(ctx context.Context, e *es, obj *v1alpha1.ExternalSecret, i int) error {
 	if err := w.writeBackend(ctx, e); err != nil {
 		return fmt.Errorf("backend for %s: %w", e.name, err)
 	}
@@ -181,13 +191,7 @@ func (w *world) add(ctx context.Context, kind string) error {
 			return fmt.Errorf("deployment for %s: %w", e.name, err)
 		}
 	}
-	if err := w.kube.Create(ctx, obj); err != nil {
-		w.mu.Lock()
-		e.deleted = true // never created (the API server may be restarting)
-		w.mu.Unlock()
-		return err
-	}
-	return nil
+	return w.kube.Create(ctx, obj)
 }
 
 // consumer is a Deployment that reads Secret name through envFrom (no pods run in envtest).
