@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 CONTROLLER_GEN := go tool controller-gen
 CHART := charts/secretsync
 
-.PHONY: all tools generate verify build test test-unit test-integration lint demo bench clean
+.PHONY: all tools generate verify build test test-unit test-integration lint demo bench soak clean
 
 all: build
 
@@ -53,6 +53,11 @@ demo: tools build ## local control plane + OpenBao + PostgreSQL + AWS emulator +
 
 bench: tools build ## scale benchmark (BENCH_N, default 1000)
 	go run ./test/bench
+
+SOAK_DURATION ?= 10m
+SOAK_SEED ?= $(shell date +%s)
+soak: tools ## fault soak: 2 leader-elected replicas, faults mixed, invariants every second (SOAK_DURATION, SOAK_SEED, SOAK_ES; docs/soak.md)
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) go test -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/soak/
 
 clean:
 	rm -rf $(BIN)
