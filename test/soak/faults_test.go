@@ -220,7 +220,7 @@ func (in *injector) seal(ctx context.Context, down time.Duration) error {
 	time.Sleep(down)
 	st, err := b.Client.Sys().UnsealWithContext(ctx, b.UnsealKey)
 	if err != nil || st.Sealed {
-		return fmt.Errorf("unseal: %v", err)
+		return fmt.Errorf("unseal: %w", err)
 	}
 	return nil
 }

@@ -91,7 +91,7 @@ func buildOperator(t testing.TB, dir string) string {
 		return b
 	}
 	out := filepath.Join(dir, "secretsync")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".") //nolint:noctx // a one-shot build, bounded by the test timeout
 	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -117,7 +117,7 @@ func (o *operators) start() *replica {
 		"--backend-timeout=10s",
 		"--zap-encoder=json",
 	}
-	cmd := exec.Command(o.bin, args...)
+	cmd := exec.Command(o.bin, args...) //nolint:noctx // a long-lived replica: killed by PID (SIGKILL is a fault under test), never by a context
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "VAULT_") {
@@ -125,7 +125,8 @@ func (o *operators) start() *replica {
 		}
 		env = append(env, kv)
 	}
-	cmd.Env = append(env, "KUBECONFIG="+o.kubeconfig)
+	env = append(env, "KUBECONFIG="+o.kubeconfig)
+	cmd.Env = env
 	log := filepath.Join(o.dir, fmt.Sprintf("operator-%d.log", id))
 	p, err := startProc(cmd, log)
 	if err != nil {
@@ -227,7 +228,7 @@ func (o *operators) logFiles() []string {
 func isLeader(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false
@@ -284,7 +285,7 @@ func (a *apiserver) restart(down time.Duration) error {
 		}
 	}
 	time.Sleep(down)
-	cmd := exec.Command(a.argv[0], a.argv[1:]...)
+	cmd := exec.Command(a.argv[0], a.argv[1:]...) //nolint:noctx // the restarted kube-apiserver lives until the soak stops it by PID
 	p, err := startProc(cmd, a.log)
 	if err != nil {
 		return fmt.Errorf("restart kube-apiserver: %w", err)
