@@ -194,6 +194,10 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 	}
 	sc.h = h
 	f, o := r.fetchAll(ctx, sc)
+	if o != nil && o.reason == v1alpha1.ReasonAuthFailed {
+		// Rotated credentials are picked up at the retry, not after the recheck period.
+		r.Fetcher.Recheck(sc.store, es.Namespace)
+	}
 	if o != nil {
 		if len(f.notFound) > 0 && es.Status.SyncedAt != nil {
 			return r.remoteGone(ctx, es, sc.existing, *o)

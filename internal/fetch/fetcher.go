@@ -143,6 +143,21 @@ func (f *Fetcher) For(ctx context.Context, store v1alpha1.GenericStore, consumer
 	return s.handle, nil
 }
 
+// Recheck makes the next For of store re-read its credential versions now instead
+// of after CredentialRecheck: after an authentication failure, rotated credentials
+// (a new token in the referenced Secret) are picked up at the next retry.
+func (f *Fetcher) Recheck(store v1alpha1.GenericStore, consumer string) {
+	f.mu.Lock()
+	s := f.clients[slotKey(store, consumer)]
+	f.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.checkedAt = time.Time{}
+	s.mu.Unlock()
+}
+
 // Forget closes and drops every client of a store (deleted store, or an auth
 // failure that a fresh login may cure).
 func (f *Fetcher) Forget(ctx context.Context, kind, namespace, name string) {
