@@ -47,6 +47,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 			MaxConcurrentReconciles: workers,
 			RateLimiter:             jitteredBackoff(time.Second, 5*time.Minute),
 		})
+	if err := mgr.Add(seeder{r: r, cache: mgr.GetCache()}); err != nil { // seed.go
+		return err
+	}
 	if r.Rollout != nil { // rollout.go: the restart queue, and a wake-up to write status.rollout
 		if err := mgr.Add(r.Rollout); err != nil {
 			return err

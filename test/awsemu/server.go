@@ -66,7 +66,11 @@ type Server struct {
 	secrets map[string]*smSecret
 	params  map[string]*ssmParam
 	creds   map[string]*issuedCred
-	seq     int64
+	// inactive holds static access key IDs deactivated by DeactivateAccessKey;
+	// extra holds the ones CreateAccessKey added (IAM allows two per user).
+	inactive map[string]bool
+	extra    map[string]bool
+	seq      int64
 
 	countMu sync.RWMutex
 	counts  map[string]*atomic.Int64
@@ -106,12 +110,14 @@ func New(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{
-		opts:    opts,
-		secrets: map[string]*smSecret{},
-		params:  map[string]*ssmParam{},
-		creds:   map[string]*issuedCred{},
-		counts:  map[string]*atomic.Int64{},
-		latency: map[string]time.Duration{},
+		opts:     opts,
+		secrets:  map[string]*smSecret{},
+		params:   map[string]*ssmParam{},
+		creds:    map[string]*issuedCred{},
+		inactive: map[string]bool{},
+		extra:    map[string]bool{},
+		counts:   map[string]*atomic.Int64{},
+		latency:  map[string]time.Duration{},
 	}
 	if opts.WebIdentityValidator != nil {
 		s.SetWebIdentityValidator(opts.WebIdentityValidator)
@@ -168,6 +174,26 @@ func (s *Server) Close() {
 // StaticCredentials returns the static key pair the server accepts.
 func (s *Server) StaticCredentials() (accessKeyID, secretAccessKey string) {
 	return s.opts.AccessKeyID, s.opts.SecretAccessKey
+}
+
+// CreateAccessKey adds a static key pair the server accepts, like IAM's
+// CreateAccessKey: the way a platform team rotates a store's credentials (new key,
+// update the credential Secret, then DeactivateAccessKey the old one).
+func (s *Server) CreateAccessKey() (accessKeyID, secretAccessKey string) {
+	accessKeyID = "AKIA" + randString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+	s.mu.Lock()
+	s.extra[accessKeyID] = true
+	s.mu.Unlock()
+	return accessKeyID, randString(40, alnum)
+}
+
+// DeactivateAccessKey makes the server refuse a static key (the configured one or
+// one from CreateAccessKey) with UnrecognizedClientException, as AWS does for an
+// inactive or deleted key.
+func (s *Server) DeactivateAccessKey(accessKeyID string) {
+	s.mu.Lock()
+	s.inactive[accessKeyID] = true
+	s.mu.Unlock()
 }
 
 // Region and AccountID used in ARNs.
@@ -658,12 +684,13 @@ func (s *Server) authenticate(r *http.Request, svc string) (Caller, *apiError) {
 		return Caller{}, &apiError{status: 400, code: "InvalidSignatureException", msg: fmt.Sprintf("Credential should be scoped to correct service: '%s'.", svc)}
 	}
 	akid := parts[0]
-	if akid == s.opts.AccessKeyID {
-		return Caller{AccessKeyID: akid, Source: "static"}, nil
-	}
 	s.mu.RLock()
+	static := (akid == s.opts.AccessKeyID || s.extra[akid]) && !s.inactive[akid]
 	c := s.creds[akid]
 	s.mu.RUnlock()
+	if static {
+		return Caller{AccessKeyID: akid, Source: "static"}, nil
+	}
 	if c == nil || r.Header.Get("X-Amz-Security-Token") != c.token {
 		return Caller{}, &apiError{status: 400, code: "UnrecognizedClientException", msg: "The security token included in the request is invalid."}
 	}

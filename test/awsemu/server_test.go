@@ -293,3 +293,39 @@ func BenchmarkGetSecretValue(b *testing.B) {
 		}
 	})
 }
+
+// TestAccessKeyRotation: a created key works next to the configured one, and a
+// deactivated key is refused as AWS refuses an inactive one.
+func TestAccessKeyRotation(t *testing.T) {
+	srv := awsemu.NewTestServer(t, awsemu.Options{})
+	newKey, _ := srv.CreateAccessKey()
+	call := func(akid string) string {
+		t.Helper()
+		hdr := map[string]string{"Authorization": strings.Replace(sigv4, awsemu.DefaultAccessKeyID, akid, 1), "X-Amz-Date": "20260101T000000Z"}
+		resp := rawPost(t, srv, "secretsmanager.ListSecrets", "{}", hdr)
+		defer resp.Body.Close()
+		var body struct {
+			Type string `json:"__type"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return body.Type
+	}
+	steps := []struct {
+		name      string
+		do        func()
+		akid      string
+		wantError string
+	}{
+		{"configured key", func() {}, awsemu.DefaultAccessKeyID, ""},
+		{"created key", func() {}, newKey, ""},
+		{"old key deactivated", func() { srv.DeactivateAccessKey(awsemu.DefaultAccessKeyID) }, awsemu.DefaultAccessKeyID, "UnrecognizedClientException"},
+		{"new key still works", func() {}, newKey, ""},
+		{"new key deactivated", func() { srv.DeactivateAccessKey(newKey) }, newKey, "UnrecognizedClientException"},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := call(st.akid); got != st.wantError {
+			t.Fatalf("%s: error %q, want %q", st.name, got, st.wantError)
+		}
+	}
+}

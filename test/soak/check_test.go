@@ -36,10 +36,13 @@ type checker struct {
 	prev       map[string]map[string]bool // ES -> keys seen last tick
 	logOffsets map[string]int64
 	skipped    int // ticks the API server did not answer
+	// passwords are the dynamic database passwords seen in target Secrets: like the
+	// canaries, none may appear in a log, event or status.
+	passwords map[string]bool
 }
 
 func newChecker(w *world, ops *operators, logf func(string, ...any)) *checker {
-	return &checker{w: w, ops: ops, logf: logf, prev: map[string]map[string]bool{}, logOffsets: map[string]int64{}}
+	return &checker{w: w, ops: ops, logf: logf, prev: map[string]map[string]bool{}, logOffsets: map[string]int64{}, passwords: map[string]bool{}}
 }
 
 func (c *checker) violate(format string, args ...any) {
@@ -193,6 +196,11 @@ func (c *checker) value(e *es, key, v string, isAsked bool) {
 		return
 	}
 	if e.kind == kindDB {
+		if key == "password" {
+			c.mu.Lock()
+			c.passwords[v] = true
+			c.mu.Unlock()
+		}
 		return
 	}
 	if _, ok := e.history[v]; !ok {
@@ -204,7 +212,7 @@ func (c *checker) value(e *es, key, v string, isAsked bool) {
 func (c *checker) statuses(ess map[string]*v1alpha1.ExternalSecret) {
 	for name, x := range ess {
 		b, _ := json.Marshal(x.Status)
-		if bytes.Contains(b, []byte(canaryPrefix)) {
+		if c.leaks(string(b)) {
 			c.violate("%s: a backend value appears in status", name)
 		}
 	}
@@ -216,7 +224,7 @@ func (c *checker) events(ctx context.Context) {
 	var el corev1.EventList
 	if err := c.w.kube.List(ctx, &el, client.InNamespace(soakNS)); err == nil {
 		for _, e := range el.Items {
-			if strings.Contains(e.Message, canaryPrefix) || strings.Contains(e.Reason, canaryPrefix) {
+			if c.leaks(e.Message) || c.leaks(e.Reason) {
 				c.violate("event %s: a backend value appears in the message", e.Name)
 			}
 		}
@@ -225,7 +233,7 @@ func (c *checker) events(ctx context.Context) {
 	var nl eventsv1.EventList
 	if err := c.w.kube.List(ctx, &nl, client.InNamespace(soakNS)); err == nil {
 		for _, e := range nl.Items {
-			if strings.Contains(e.Note, canaryPrefix) {
+			if c.leaks(e.Note) {
 				c.violate("event %s: a backend value appears in the note", e.Name)
 			}
 		}
@@ -247,8 +255,8 @@ func (c *checker) logs() {
 			if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 				b = b[:i+1]
 				for _, line := range bytes.Split(b, []byte("\n")) {
-					if bytes.Contains(line, []byte(canaryPrefix)) {
-						c.violate("log %s: a backend value appears: %.200s", path, redact(string(line)))
+					if c.leaks(string(line)) {
+						c.violate("log %s: a backend value appears: %.200s", path, c.redact(string(line)))
 					}
 				}
 				c.logOffsets[path] = off + int64(len(b))
@@ -257,6 +265,31 @@ func (c *checker) logs() {
 		f.Close()
 		c.count(1)
 	}
+}
+
+// leaks reports whether s holds a canary or a dynamic password seen so far.
+func (c *checker) leaks(s string) bool {
+	if strings.Contains(s, canaryPrefix) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.passwords {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// redact hides canaries and passwords in a reported line.
+func (c *checker) redact(s string) string {
+	c.mu.Lock()
+	for p := range c.passwords {
+		s = strings.ReplaceAll(s, p, "<password>")
+	}
+	c.mu.Unlock()
+	return redact(s)
 }
 
 // redact hides canaries in a reported line (the report itself must not leak them).

@@ -306,7 +306,10 @@ func (in *injector) dataFault(ctx context.Context, kind string) error {
 		// Not during an OpenBao restart: the harness restores the current token then.
 		in.infra.Lock()
 		defer in.infra.Unlock()
-		return in.credRotate(ctx)
+		if err := in.credRotate(ctx); err != nil {
+			return err
+		}
+		return in.awsKeyRotate(ctx)
 	}
 	return nil
 }
@@ -388,6 +391,35 @@ func (in *injector) handEdit(ctx context.Context, e *es) error {
 		return nil
 	}
 	return err
+}
+
+// awsKeyRotate gives the AWS stores a new access key, as a platform team rotates
+// one: create the key, update the credential Secret, deactivate the old key 10 s
+// later (the emulator then refuses it like AWS refuses an inactive key).
+func (in *injector) awsKeyRotate(ctx context.Context) error {
+	w := in.w
+	akid, secret := w.emu.CreateAccessKey()
+	var old string
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var s corev1.Secret
+		if err := w.kube.Get(ctx, client.ObjectKey{Namespace: soakNS, Name: "aws-creds"}, &s); err != nil {
+			return err
+		}
+		old = string(s.Data["access-key-id"])
+		s.Data = map[string][]byte{"access-key-id": []byte(akid), "secret-access-key": []byte(secret)}
+		return w.kube.Update(ctx, &s)
+	})
+	if err != nil {
+		return err
+	}
+	in.logf("  aws access key rotated")
+	in.bg.Add(1)
+	go func() {
+		defer in.bg.Done()
+		time.Sleep(10 * time.Second)
+		w.emu.DeactivateAccessKey(old)
+	}()
+	return nil
 }
 
 // credRotate gives the KV store a new token and revokes the old one 10 s later.
