@@ -94,7 +94,7 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	if !may.periodic {
 		slots = 0
 	}
-	sc := &scope{es: es, store: store, admitted: filter, existing: existing, leases: r.leasesOf(es), maxAge: cacheWindow(interval)}
+	sc := &scope{es: es, store: store, admitted: filter, existing: existing, leases: r.leasesOf(es), maxAge: readAge(es, now, interval)}
 	d := decide(r.facts(ctx, sc, mem, known, now))
 	log.FromContext(ctx).V(1).Info("sync decision", "action", d.action.String(), "why", d.why)
 	switch d.action {
@@ -126,6 +126,22 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	}
 	r.mem.put(es.UID, mem)
 	return out
+}
+
+// readAge is how old a cached value a refresh of es accepts (force-sync aside): the
+// cache window; for the first sync of a new ExternalSecret, any value read since one
+// cache window before its creation, i.e. as fresh as a read at the moment it was
+// created. In a cold burst of thousands the work queue reaches an object seconds to
+// minutes after its creation; the readers of one key then share one read instead of
+// each reading again once the first read is a window old. Capped at MaxCacheWindow,
+// so an object that failed its first sync for long still reads a recent value.
+func readAge(es *v1alpha1.ExternalSecret, now time.Time, interval time.Duration) time.Duration {
+	w := cacheWindow(interval)
+	if es.Status.ObservedGeneration != 0 || es.CreationTimestamp.IsZero() {
+		return w
+	}
+	// creationTimestamp has whole seconds: up to 1 s earlier than the creation.
+	return max(w, min(now.Sub(es.CreationTimestamp.Time)+w, model.MaxCacheWindow))
 }
 
 // facts gathers what the refresh decision depends on.
