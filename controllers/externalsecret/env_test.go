@@ -98,6 +98,14 @@ func kindName(obj client.Object) string {
 	return "other"
 }
 
+// fetchOnFakeClock gives the reconciler a fetch layer on the test's fake clock (its
+// cache ages, batch windows and read-ahead follow e.clock); newEnv's runs on the wall
+// clock so that tests not stepping the clock need not drive the scheduler.
+func (e *env) fetchOnFakeClock() {
+	e.r.Fetcher = fetch.New(provider.NewRegistry(e.backend), provider.KubeClient{Reader: e.c, Writer: e.c,
+		Policy: provider.IdentityPolicy{AllowAmbientInNamespacedStores: true}}, e.c, fetch.Options{Clock: e.clock})
+}
+
 // restart drops everything the process remembers, as an operator restart does.
 func (e *env) restart() {
 	old := e.r

@@ -8,8 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
-	"github.com/secretsync/secretsync/internal/fetch"
-	"github.com/secretsync/secretsync/internal/provider"
 )
 
 func TestReadAge(t *testing.T) {
@@ -48,8 +46,7 @@ func TestReadAge(t *testing.T) {
 // their creation (minus a window); one created after that read reads again.
 func TestColdBurstSharesReads(t *testing.T) {
 	e := newEnv(t)
-	e.r.Fetcher = fetch.New(provider.NewRegistry(e.backend), provider.KubeClient{Reader: e.c, Writer: e.c,
-		Policy: provider.IdentityPolicy{AllowAmbientInNamespacedStores: true}}, e.c, fetch.Options{Clock: e.clock})
+	e.fetchOnFakeClock()
 	e.backend.Put("k", []byte("v1"), nil)
 	t0 := e.clock.Now()
 	create := func(name string, at time.Duration) {

@@ -8,8 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
-	"github.com/secretsync/secretsync/internal/fetch"
-	"github.com/secretsync/secretsync/internal/provider"
 )
 
 // inSync marks es as the status of an earlier successful refresh leaves it.
@@ -58,8 +56,7 @@ func TestSeedable(t *testing.T) {
 // does not resolve, or that is not in sync, has nothing read for it.
 func TestSeedReadsAheadBeforeReconcile(t *testing.T) {
 	e := newEnv(t, inSync(kvES("a", "k1")), inSync(kvES("b", "k2")), kvES("c", "k3"))
-	e.r.Fetcher = fetch.New(provider.NewRegistry(e.backend), provider.KubeClient{Reader: e.c, Writer: e.c,
-		Policy: provider.IdentityPolicy{AllowAmbientInNamespacedStores: true}}, e.c, fetch.Options{Clock: e.clock})
+	e.fetchOnFakeClock()
 	b := e.es("b")
 	b.Spec.SecretStoreRef.Name = "missing"
 	if err := e.c.Update(context.Background(), b); err != nil {
