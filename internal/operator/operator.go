@@ -28,6 +28,26 @@ import (
 	"github.com/secretsync/secretsync/internal/scheme"
 )
 
+// Leader election timing. A killed leader is replaced after about the lease duration
+// plus up to two retry periods, plus the second the new leader's controllers take to
+// start: controller-runtime's defaults (15 s, 10 s, 2 s) measured 15.4–18.8 s in the
+// fault soak, too close to its 20 s target under load; these measured
+// (docs/soak.md). The renew deadline stays well above an API server restart (the soak
+// restarts it for 2–6 s): a leader that cannot renew within it exits, and a
+// replacement replica takes over.
+const (
+	DefaultLeaseDuration = 12 * time.Second
+	DefaultRenewDeadline = 8 * time.Second
+	DefaultRetryPeriod   = time.Second
+)
+
+func orDefault(d, def time.Duration) *time.Duration {
+	if d <= 0 {
+		d = def
+	}
+	return &d
+}
+
 // Options are the operator's settings (flags in main.go).
 type Options struct {
 	MetricsAddr             string
@@ -35,6 +55,11 @@ type Options struct {
 	PprofAddr               string // "" = off
 	LeaderElection          bool
 	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline, RetryPeriod: the leader election timing (0: the
+	// defaults below).
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 	// Namespace restricts the watch to one namespace ("" = all).
 	Namespace string
 	// OperatorNamespace holds the HMAC key Secret of status.dataHash.
@@ -99,6 +124,9 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		// Released on shutdown so a rolling update does not wait for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 orDefault(o.LeaseDuration, DefaultLeaseDuration),
+		RenewDeadline:                 orDefault(o.RenewDeadline, DefaultRenewDeadline),
+		RetryPeriod:                   orDefault(o.RetryPeriod, DefaultRetryPeriod),
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipNameValidation},
 	})
 	if err != nil {
