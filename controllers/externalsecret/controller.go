@@ -50,6 +50,7 @@ type Reconciler struct {
 	RevocationTimeout time.Duration
 	ready             readyTracker
 	mem               memoryStore
+	unwritten         unwrittenLeases
 }
 
 // Reconcile: get → sync (fetch, render, write) → patch status if changed → schedule.

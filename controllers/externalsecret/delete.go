@@ -68,6 +68,7 @@ const DefaultRevocationTimeout = 10 * time.Minute
 func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalSecret) (reconcile.Result, error) {
 	if !controllerutil.ContainsFinalizer(es, v1alpha1.FinalizerLeases) {
 		r.mem.forget(es.UID)
+		r.unwritten.forget(es.UID)
 		return reconcile.Result{}, nil
 	}
 	live := unexpired(r.leasesOf(es), r.Clock.Now())
@@ -170,6 +171,7 @@ func (r *Reconciler) release(ctx context.Context, es *v1alpha1.ExternalSecret) (
 		return reconcile.Result{}, err
 	}
 	r.mem.forget(es.UID)
+	r.unwritten.forget(es.UID) // revoked with the others (leasesOf holds them)
 	return reconcile.Result{}, nil
 }
 

@@ -34,7 +34,8 @@ type fetched struct {
 	notFound []string // remote keys the backend says are gone
 
 	leases      []v1alpha1.LeaseStatus       // current leases of dynamic sources
-	superseded  []string                     // lease ids to revoke once the Secret is written
+	superseded  []v1alpha1.LeaseStatus       // leases to revoke once the Secret is written
+	issued      []v1alpha1.LeaseStatus       // leases issued by this refresh
 	dynamicData map[string]map[string][]byte // raw dynamic data by path, kept in memory
 }
 

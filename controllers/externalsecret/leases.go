@@ -2,10 +2,12 @@ package externalsecret
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -64,6 +66,28 @@ func keptCertificates(ls []v1alpha1.LeaseStatus, path string, cur *v1alpha1.Leas
 	return out
 }
 
+// olderLeases are the entries of path other than cur that are not certificates.
+func olderLeases(ls []v1alpha1.LeaseStatus, path string, cur *v1alpha1.LeaseStatus) []v1alpha1.LeaseStatus {
+	var out []v1alpha1.LeaseStatus
+	for i := range ls {
+		if l := &ls[i]; l.Path == path && l != cur && l.Kind != v1alpha1.LeaseKindCertificate {
+			out = append(out, *l)
+		}
+	}
+	return out
+}
+
+// hasOlderLeases: a path has a lease besides its current one, i.e. credentials were
+// issued and the write of the Secret failed (unwritten); the next refresh writes them.
+func hasOlderLeases(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus) bool {
+	for path := range dynamicSources(es) {
+		if len(olderLeases(leases, path, currentLease(leases, path))) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // leaseRenewalDue reports whether any current lease has reached its renewal time.
 func leaseRenewalDue(es *v1alpha1.ExternalSecret, leases []v1alpha1.LeaseStatus, now time.Time) bool {
 	next := nextLeaseEvent(es, leases)
@@ -102,6 +126,9 @@ func (r *Reconciler) dynamic(ctx context.Context, sc *scope, path string, src v1
 	now := r.Clock.Now()
 	cur := currentLease(leases, d.Path)
 	kept := keptCertificates(leases, d.Path, cur, now)
+	// Older leases of the path (credentials issued before a Secret write that failed,
+	// see unwritten) are superseded: revoked once the Secret holds the current ones.
+	f.superseded = append(f.superseded, olderLeases(leases, d.Path, cur)...)
 	if cur != nil && now.Before(cur.ExpiresAt.Time) {
 		if data := r.leaseData(sc.es, cur, src, sc.existing); data != nil {
 			l := *cur
@@ -134,7 +161,7 @@ issue:
 			kept = append(kept, *cur)
 		}
 	default:
-		f.superseded = append(f.superseded, cur.ID)
+		f.superseded = append(f.superseded, *cur)
 	}
 	issued := metav1.NewTime(now)
 	entry := v1alpha1.LeaseStatus{ID: lease.ID, Path: d.Path, TTLSeconds: int64(lease.TTL / time.Second),
@@ -145,6 +172,7 @@ issue:
 	}
 	log.FromContext(ctx).V(1).Info("dynamic secret issued", "path", d.Path, "ttl", lease.TTL.String(), "certificate", lease.Certificate)
 	f.leases = append(append(f.leases, kept...), entry)
+	f.issued = append(f.issued, entry)
 	f.dynamicData[d.Path] = data
 	return data, nil
 }
@@ -204,16 +232,58 @@ func (r *Reconciler) leaseData(es *v1alpha1.ExternalSecret, l *v1alpha1.LeaseSta
 	return out
 }
 
-func (r *Reconciler) revoke(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, ids []string) {
+func (r *Reconciler) revoke(ctx context.Context, es *v1alpha1.ExternalSecret, h *fetch.Handle, leases []v1alpha1.LeaseStatus) {
 	leaser, ok := h.Client().(provider.Leaser)
 	if !ok {
 		return
 	}
-	for _, id := range ids {
-		if err := leaser.Revoke(ctx, id); err != nil {
+	for _, l := range leases {
+		if err := leaser.Revoke(ctx, l.ID); err != nil {
 			log.FromContext(ctx).Info("revoking superseded lease failed", "error", provider.SafeMessage(err))
 			continue
 		}
 		r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, v1alpha1.EventLeaseRevoked, "Revoke", "superseded lease revoked")
 	}
+}
+
+// unwrittenLeases are the credentials this process issued whose Secret write failed
+// and that no later refresh has written yet, with the handle that issued them. The
+// retry writes them (memory keeps their data); if the process stops first, nobody
+// else knows them (status names the leases the Secret holds), so RevokeUnwritten
+// revokes them on the way out instead of leaving them to their TTL.
+type unwrittenLeases struct{ m sync.Map }
+
+type unwrittenEntry struct {
+	h      *fetch.Handle
+	leases []v1alpha1.LeaseStatus
+}
+
+func (u *unwrittenLeases) put(uid types.UID, h *fetch.Handle, ls []v1alpha1.LeaseStatus) {
+	u.m.Store(uid, unwrittenEntry{h: h, leases: ls})
+}
+func (u *unwrittenLeases) forget(uid types.UID) { u.m.Delete(uid) }
+
+// RevokeUnwritten revokes every unwritten lease (best effort, within ctx) and
+// returns how many were revoked. The operator calls it once its manager stopped,
+// also after a lost leader election: the Secrets do not hold these credentials, so
+// no new leader and no workload can be using them.
+func (r *Reconciler) RevokeUnwritten(ctx context.Context) int {
+	n := 0
+	r.unwritten.m.Range(func(k, v any) bool {
+		e := v.(unwrittenEntry)
+		leaser, ok := e.h.Client().(provider.Leaser)
+		if !ok {
+			return true
+		}
+		for _, l := range e.leases {
+			if err := leaser.Revoke(ctx, l.ID); err != nil {
+				log.FromContext(ctx).Info("revoking unwritten lease at shutdown failed; it expires at its TTL", "path", l.Path, "error", provider.SafeMessage(err))
+				continue
+			}
+			n++
+		}
+		r.unwritten.m.Delete(k)
+		return ctx.Err() == nil
+	})
+	return n
 }

@@ -50,7 +50,10 @@ type syncResult struct {
 	target      string
 	leases      []v1alpha1.LeaseStatus
 	dynamicData map[string]map[string][]byte
-	forceSync   string // the force-sync value this refresh handled
+	// issued: leases this refresh issued (not renewed); on a failed refresh the Secret
+	// does not hold them (unwritten).
+	issued    []v1alpha1.LeaseStatus
+	forceSync string // the force-sync value this refresh handled
 	// dataChanged: an existing target's data (not only its labels or annotations)
 	// changed, which restarts its consumers (rollout.go). Never set on creation.
 	dataChanged bool

@@ -10,6 +10,7 @@ type syncFacts struct {
 	ready       bool // the Ready condition is True
 	slotDue     bool // the scheduled refresh slot has come
 	renewalDue  bool // a recorded lease reached its renewal time
+	unwritten   bool // credentials were issued but the Secret does not hold them yet
 }
 
 type action uint8
@@ -46,6 +47,8 @@ func decide(f syncFacts) decision {
 		return decision{action: refreshNow, why: "not Ready"}
 	case f.renewalDue:
 		return decision{action: refreshNow, why: "lease renewal due"}
+	case f.unwritten:
+		return decision{action: refreshNow, why: "issued credentials not written yet"}
 	case !f.known:
 		return decision{action: waitForSlot, why: "in sync at start-up"}
 	case f.slotDue:

@@ -30,6 +30,7 @@ func TestDecide(t *testing.T) {
 		{"target drifted", with(func(f *syncFacts) { f.drifted = true }), refreshNow, false},
 		{"lease renewal due", with(func(f *syncFacts) { f.renewalDue = true }), refreshNow, false},
 		{"first look, lease renewal due", with(func(f *syncFacts) { f.known, f.renewalDue = false, true }), refreshNow, false},
+		{"issued credentials not written yet", with(func(f *syncFacts) { f.unwritten = true }), refreshNow, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

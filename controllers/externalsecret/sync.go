@@ -119,6 +119,14 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 			out.done.forceSync, mem.forceSync = force, force
 		}
 		r.expect(ctx, es, store, mem.next, interval)
+	}
+	switch {
+	case out.kind == synced:
+		r.unwritten.forget(es.UID)
+	case len(out.done.issued) > 0:
+		r.unwritten.put(es.UID, sc.h, out.done.issued)
+	}
+	if out.kind == synced || out.done.leases != nil { // failed after issuing: unwritten
 		if out.done.dynamicData != nil {
 			mem.dynamic = out.done.dynamicData
 		}
@@ -156,6 +164,7 @@ func (r *Reconciler) facts(ctx context.Context, sc *scope, mem memory, known boo
 		ready:       isReady(es),
 		slotDue:     known && !mem.next.IsZero() && !now.Before(mem.next),
 		renewalDue:  leaseRenewalDue(es, sc.leases, now),
+		unwritten:   hasOlderLeases(es, sc.leases),
 	}
 }
 
@@ -216,22 +225,22 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 	}
 	if o != nil {
 		if len(f.notFound) > 0 && es.Status.SyncedAt != nil {
-			return r.remoteGone(ctx, es, sc.existing, *o)
+			return unwritten(r.remoteGone(ctx, es, sc.existing, *o), f)
 		}
-		return *o
+		return unwritten(*o, f)
 	}
 	want, o := render(es, f.data)
 	if o != nil {
-		return *o
+		return unwritten(*o, f)
 	}
 	changed, existing, o := r.write(ctx, es, sc.existing, want)
 	if o != nil {
-		return *o
+		return unwritten(*o, f)
 	}
 	sc.existing = existing // create-first: a target found on AlreadyExists counts as existing
 	sum, err := r.Hasher.Sum(ctx, want.data, nil)
 	if err != nil {
-		return failTransient(v1alpha1.ReasonKubernetesError, "status.dataHash: %v", err)
+		return unwritten(failTransient(v1alpha1.ReasonKubernetesError, "status.dataHash: %v", err), f)
 	}
 	out := outcome{kind: synced, done: syncResult{changed: changed, sources: f.sources, dataHash: sum,
 		target: targetName(es), leases: f.leases, dynamicData: f.dynamicData}}
@@ -253,6 +262,23 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 	// Superseded leases are revoked only after the new credentials are in the Secret.
 	r.revoke(ctx, es, h, f.superseded)
 	return out
+}
+
+// unwritten carries the leases of a refresh that failed after it issued or renewed
+// credentials (the Secret write failed, the API server was down, another source
+// failed) into the outcome, superseded ones first, and their data, so that sync
+// remembers them: the retry then writes these credentials instead of issuing new
+// ones each time (a lease leaked per retry), and revokes the superseded ones after
+// that write. They stay in memory only: the target does not hold them, so status
+// must not claim it does. A restart before the retry leaves them to expire.
+func unwritten(o outcome, f *fetched) outcome {
+	if len(f.leases) == 0 && len(f.superseded) == 0 {
+		return o
+	}
+	o.done.leases = append(append([]v1alpha1.LeaseStatus{}, f.superseded...), f.leases...)
+	o.done.dynamicData = f.dynamicData
+	o.done.issued = f.issued
+	return o
 }
 
 // remoteGone applies deletionPolicy once the backend says a remote secret no longer

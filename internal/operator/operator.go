@@ -3,6 +3,7 @@
 package operator
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -185,7 +186,30 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, err
 	}
-	return mgr, nil
+	return &manager{Manager: mgr, es: es}, nil
+}
+
+// manager is the controller-runtime manager plus what the operator does once it
+// stopped: revoke the dynamic credentials it issued but could not write to their
+// Secrets (externalsecret.Reconciler.RevokeUnwritten). controller-runtime skips its
+// graceful shutdown after a lost leader election, so this runs after Start returns,
+// before the process exits.
+type manager struct {
+	ctrl.Manager
+	es *externalsecret.Reconciler
+}
+
+// unwrittenRevokeTimeout bounds the revocations at shutdown.
+const unwrittenRevokeTimeout = 5 * time.Second
+
+func (m *manager) Start(ctx context.Context) error {
+	err := m.Manager.Start(ctx)
+	rctx, cancel := context.WithTimeout(context.Background(), unwrittenRevokeTimeout)
+	defer cancel()
+	if n := m.es.RevokeUnwritten(rctx); n > 0 {
+		ctrl.Log.WithName("shutdown").Info("revoked dynamic credentials issued but not written to their Secrets", "leases", n)
+	}
+	return err
 }
 
 // stripExternalSecret drops what the operator never reads from a cached
