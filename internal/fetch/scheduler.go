@@ -99,13 +99,30 @@ func (h *Handle) Expect(ref provider.Ref, due time.Time, maxAge, every time.Dura
 		d = &demand{ref: ref}
 		h.demand[ref] = d
 	}
+	longer := maxAge+every > d.maxAge+d.every
 	sooner := d.due.IsZero() || due.Before(d.due)
 	if sooner || d.due.Before(h.clock.Now()) {
 		d.due = due
 	}
 	d.maxAge, d.every = maxAge, every
+	if longer {
+		h.keepLonger(ref)
+	}
 	if sooner { // a later due time is noticed at the scheduler's next look
 		h.wake()
+	}
+}
+
+// keepLonger extends the memory of ref's value, read before its demand was known
+// (a first sync), to what the demand needs (keep). h.mu is held.
+func (h *Handle) keepLonger(ref provider.Ref) {
+	v, ok := h.values.Get(ref)
+	if !ok {
+		return
+	}
+	at := v.(cached).at
+	if left := at.Add(h.keep(ref)).Sub(h.clock.Now()); left > 0 {
+		h.values.Set(ref, v, left)
 	}
 }
 
