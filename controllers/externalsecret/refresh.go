@@ -107,7 +107,10 @@ const (
 	// interval on (the fresh rule); the others keep their very next slot.
 	afterSlot
 	// afterSync: any other refresh (spec edit, drift, not Ready, force-sync, lease
-	// renewal) read every key now: the fresh rule for every key.
+	// renewal) read every key now. A single-key ExternalSecret takes the fresh rule
+	// as before. One reading several keys keeps every key's very next slot: its
+	// scheduled refreshes accept each key as read ahead for that key's latest slot
+	// (slotMaxAges), so every slot must be read ahead, and that read is shared.
 	afterSync
 )
 
@@ -137,7 +140,7 @@ func keySlots(es *v1alpha1.ExternalSecret, now time.Time, interval time.Duration
 	out := make([]keySlot, len(keys))
 	for i, k := range keys {
 		a := keyAnchor(es, k)
-		fresh := how == afterSync || (how == afterSlot && latestSlot(now, interval, a).Equal(fired))
+		fresh := (how == afterSync && len(keys) == 1) || (how == afterSlot && latestSlot(now, interval, a).Equal(fired))
 		out[i] = keySlot{key: k, next: nextSlot(now, interval, a, fresh)}
 	}
 	return out

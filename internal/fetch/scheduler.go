@@ -101,7 +101,7 @@ func (h *Handle) Expect(ref provider.Ref, due time.Time, maxAge, every time.Dura
 	}
 	longer := maxAge+every > d.maxAge+d.every
 	sooner := d.due.IsZero() || due.Before(d.due)
-	if sooner || d.due.Before(h.clock.Now()) {
+	if sooner || !d.due.After(h.clock.Now()) { // a reader at its due time registers its next
 		d.due = due
 	}
 	d.maxAge, d.every = maxAge, every
