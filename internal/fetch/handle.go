@@ -121,7 +121,7 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
-		h.enqueue(cl)
+		h.enqueue(cl, maxAge)
 	}
 	h.mu.Unlock()
 	select {

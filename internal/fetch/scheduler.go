@@ -126,16 +126,21 @@ func (h *Handle) keepLonger(ref provider.Ref) {
 	}
 }
 
-// enqueue queues a reader's call for the next batch. h.mu is held.
-func (h *Handle) enqueue(cl *call) {
+// enqueue queues a reader's call (accepting a value maxAge old) for the next batch.
+// h.mu is held.
+func (h *Handle) enqueue(cl *call, maxAge time.Duration) {
 	now := h.clock.Now()
 	wait := time.Duration(0)
 	if h.bg != nil {
 		wait = h.timing.BatchWindow
-		if d := h.demand[cl.ref]; d != nil && d.read.IsZero() && !now.Before(d.due.Add(-h.timing.AheadMargin)) {
+		if d := h.demand[cl.ref]; d != nil && d.read.IsZero() && (!now.Before(d.due.Add(-h.timing.AheadMargin)) || maxAge > d.maxAge) {
 			// An expected reader the read-ahead has not reached yet (right after a
 			// restart): the others due now join its call instead of each making its
-			// own. Not a retry after a failed read: that goes at once.
+			// own. Also a reader accepting an older value than its demand's (a
+			// multi-key refresh asking for a key as read ahead for that key's last
+			// slot, before this process read it): such readers come at every slot of
+			// the first interval after a restart. Not a retry after a failed read:
+			// that goes at once.
 			wait = h.timing.MissedWindow
 		}
 	}
