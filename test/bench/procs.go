@@ -232,7 +232,8 @@ func startBao(ctx context.Context, bin, dir string, cl *cleanups) (*bao, error) 
 		return nil, err
 	}
 	b := &bao{addr: fmt.Sprintf("http://127.0.0.1:%d", port), root: fmt.Sprintf("root-bench-%d", time.Now().UnixNano()), dir: dir}
-	cmd := exec.Command(bin, "server", "-dev", //nolint:noctx // the cleanups stop it gracefully (p.stop); ctx ending would SIGKILL it first "-dev-root-token-id="+b.root,
+	// The cleanups stop it gracefully (p.stop); ctx ending would SIGKILL it first.
+	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+b.root, //nolint:noctx // see above
 		fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", port), "-dev-no-store-token", "-config="+confDir)
 	var env []string
 	for _, kv := range os.Environ() {

@@ -160,7 +160,8 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	res := &results{N: cfg.N, M: cfg.M, LatencyMs: float64(cfg.Latency) / 1e6, RefreshS: cfg.Refresh.Seconds(),
-		VaultAuth: cfg.VaultAuth, OperatorArgs: cfg.OperatorArgs}
+		VaultAuth: cfg.VaultAuth, OperatorArgs: cfg.OperatorArgs, MultiPct: cfg.Multi}
+	res.KeysPerStore, res.MultiES, res.KeyRefs = keysPerStore(cfg)
 	fillMachine(res)
 	// Whatever happens, print what was measured.
 	defer func() {
@@ -278,8 +279,6 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	for j := range cfg.N {
 		names[j] = fmt.Sprintf("es-%05d", j)
 	}
-	res.KeysPerStore, res.MultiES, res.KeyRefs = keysPerStore(cfg)
-	res.MultiPct = cfg.Multi
 	logf("cold burst: creating %d ExternalSecrets", cfg.N)
 	emu.ResetCalls()
 	cva0, cka0 := fileSize(b.auditLog), fileSize(k.auditLog)
