@@ -179,6 +179,15 @@ func (h *Handle) Settled() bool {
 	return idle && len(h.inflight) == len(h.pending)
 }
 
+// ReadersWaiting reports whether readers' calls wait for their batch window to
+// pass: a test on a fake clock moves the clock only then, so a reconcile's own work
+// takes no fake time.
+func (h *Handle) ReadersWaiting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pending) > 0
+}
+
 // Find runs q with the same reuse and coalescing rules as Get. Finds are not
 // batched; they take a place in the client's quota like any call.
 func (h *Handle) Find(ctx context.Context, q provider.FindQuery, maxAge time.Duration) (map[string]provider.Secret, error) {
