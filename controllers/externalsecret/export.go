@@ -23,21 +23,21 @@ func Periodic(es *v1alpha1.ExternalSecret) bool {
 }
 
 // NextRefresh is the controller's next refresh slot after now, given the last
-// refresh it knows of (zero: none known). After a refresh the controller pushes the
-// next slot at least half an interval away (nextSlot with fresh=true); with no
-// refresh since, it keeps the slot (fresh=false). Zero when es does not refresh
-// periodically.
+// refresh it knows of (zero: none known): the earliest next slot of the keys es
+// reads (keySlots). After a refresh the slot that fired moves at least half an
+// interval on (the fresh rule); with no refresh since, every slot is kept. Zero when
+// es does not refresh periodically.
 func NextRefresh(es *v1alpha1.ExternalSecret, lastRefresh, now time.Time) time.Time {
 	if !Periodic(es) {
 		return time.Time{}
 	}
-	iv, a := refreshInterval(es), anchor(es)
+	iv := refreshInterval(es)
 	if !lastRefresh.IsZero() {
-		if next := nextSlot(lastRefresh, iv, a, true); next.After(now) {
+		if next := earliest(keySlots(es, lastRefresh, iv, afterSlot)); next.After(now) {
 			return next
 		}
 	}
-	return nextSlot(now, iv, a, false)
+	return earliest(keySlots(es, now, iv, afterStart))
 }
 
 // CacheWindow is how old a value may be and still serve a scheduled refresh.

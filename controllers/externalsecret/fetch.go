@@ -46,7 +46,7 @@ func fieldPath(list string, i int, field string) string {
 // fetchAll reads every source. Explicit data entries win over dataFrom keys; two
 // dataFrom sources producing one key is DuplicateKey.
 func (r *Reconciler) fetchAll(ctx context.Context, sc *scope) (*fetched, *outcome) {
-	es, h, maxAge := sc.es, sc.h, sc.maxAge
+	es, h := sc.es, sc.h
 	f := &fetched{data: map[string][]byte{}}
 	fromDataFrom := map[string]string{} // key -> path that produced it
 	for i, src := range es.Spec.DataFrom {
@@ -55,9 +55,9 @@ func (r *Reconciler) fetchAll(ctx context.Context, sc *scope) (*fetched, *outcom
 		var o *outcome
 		switch {
 		case src.Extract != nil:
-			kv, o = r.extract(ctx, h, base, src.Extract, f, maxAge)
+			kv, o = r.extract(ctx, h, base, src.Extract, f, sc.ageOf(src.Extract.Key))
 		case src.Find != nil:
-			kv, o = r.find(ctx, h, base, src.Find, f, sc.admitted, maxAge)
+			kv, o = r.find(ctx, h, base, src.Find, f, sc.admitted, sc.maxAge)
 		case src.Dynamic != nil:
 			kv, o = r.dynamic(ctx, sc, base, src, f)
 		}
@@ -85,7 +85,7 @@ func (r *Reconciler) fetchAll(ctx context.Context, sc *scope) (*fetched, *outcom
 		if d.Decrypt != nil {
 			v, o = r.decrypt(ctx, h, path, d.Decrypt)
 		} else {
-			v, o = r.remote(ctx, h, path, d.RemoteRef, f, maxAge)
+			v, o = r.remote(ctx, h, path, d.RemoteRef, f, sc.ageOf(d.RemoteRef.Key))
 		}
 		if o != nil {
 			return f, o

@@ -29,6 +29,7 @@ func (a action) String() string {
 type decision struct {
 	action      action
 	bypassCache bool // force-sync: read the backend, not a value read ahead
+	scheduled   bool // only the refresh slot came: each key may be as old as its own slot allows
 	why         string
 }
 
@@ -52,7 +53,7 @@ func decide(f syncFacts) decision {
 	case !f.known:
 		return decision{action: waitForSlot, why: "in sync at start-up"}
 	case f.slotDue:
-		return decision{action: refreshNow, why: "refresh slot"}
+		return decision{action: refreshNow, scheduled: true, why: "refresh slot"}
 	}
 	return decision{action: skip, why: "not due"}
 }

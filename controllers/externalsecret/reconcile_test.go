@@ -38,6 +38,10 @@ func TestDecide(t *testing.T) {
 			if d.action != c.want || d.bypassCache != c.bypass || d.why == "" {
 				t.Fatalf("decide = %+v; want %v bypass=%v with a reason", d, c.want, c.bypass)
 			}
+			// Only a refresh the slot alone triggered takes per-key maxAges (slotMaxAges).
+			if want := c.name == "slot came"; d.scheduled != want {
+				t.Fatalf("scheduled = %v, want %v", d.scheduled, want)
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package externalsecret
 
 import (
 	"hash/fnv"
+	"slices"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -65,13 +66,13 @@ func hash64(s string) uint64 {
 }
 
 // nextSlot is the first refresh time after t. Slots are wall-clock aligned: every
-// interval at an offset derived from anchor (the store and the first key read), so
-// the ExternalSecrets reading one key refresh at the same moment (one read), the
-// keys of a store are spread evenly over the whole interval (the fetch layer reads
-// them ahead in due order, in full batches, at an even pace), and an operator
-// restart moves nobody's slot: there is no herd after a restart.
+// interval at an offset derived from anchor (the store and a key read, see
+// keySlots), so the ExternalSecrets reading one key refresh at the same moment (one
+// read), the keys of a store are spread evenly over the whole interval (the fetch
+// layer reads them ahead in due order, in full batches, at an even pace), and an
+// operator restart moves nobody's slot: there is no herd after a restart.
 //
-// After a refresh the next slot is at least half an interval away, so a fresh sync is
+// With fresh, the next slot is at least half an interval away, so a fresh sync is
 // not repeated at once; after a restart (fresh=false) the very next slot is kept,
 // since nobody knows how long ago the last refresh was.
 func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) time.Time {
@@ -85,6 +86,99 @@ func nextSlot(t time.Time, interval time.Duration, anchor string, fresh bool) ti
 		next = next.Add(interval)
 	}
 	return next
+}
+
+// latestSlot is anchor's last slot at or before t (zero without slots).
+func latestSlot(t time.Time, interval time.Duration, anchor string) time.Time {
+	next := nextSlot(t, interval, anchor, false)
+	if next.IsZero() {
+		return next
+	}
+	return next.Add(-interval)
+}
+
+// after says what the refresh that places the next slots did.
+type after uint8
+
+const (
+	// afterStart: nothing was read (in sync at start-up): every key keeps its very next slot.
+	afterStart after = iota
+	// afterSlot: a scheduled refresh: the key whose slot fired moves at least half an
+	// interval on (the fresh rule); the others keep their very next slot.
+	afterSlot
+	// afterSync: any other refresh (spec edit, drift, not Ready, force-sync, lease
+	// renewal) read every key now. A single-key ExternalSecret takes the fresh rule
+	// as before. One reading several keys keeps every key's very next slot: its
+	// scheduled refreshes accept each key as read ahead for that key's latest slot
+	// (slotMaxAges), so every slot must be read ahead, and that read is shared.
+	afterSync
+)
+
+// keySlot is the next refresh slot of one key an ExternalSecret reads by name.
+type keySlot struct {
+	key  string // "" for the UID anchor of an ExternalSecret naming no key
+	next time.Time
+}
+
+// keySlots are es's next refresh slots after now: one per key it reads by name, at
+// that key's own slot in its store, shared by every ExternalSecret reading the key.
+// Each key is read ahead once per interval, just before its slot, and an
+// ExternalSecret reading k keys refreshes at each of their slots: at most k reads
+// per interval, none of them its own. An ExternalSecret naming no key (find,
+// dynamic, decrypt only) has one slot placed by its UID.
+func keySlots(es *v1alpha1.ExternalSecret, now time.Time, interval time.Duration, how after) []keySlot {
+	keys := namedKeys(es)
+	if len(keys) == 0 {
+		return []keySlot{{next: nextSlot(now, interval, storeKey(es)+"\x00uid:"+string(es.UID), how != afterStart)}}
+	}
+	var fired time.Time // the slot this refresh served: the latest of any key
+	if how == afterSlot {
+		for _, k := range keys {
+			fired = maxTime(fired, latestSlot(now, interval, keyAnchor(es, k)))
+		}
+	}
+	out := make([]keySlot, len(keys))
+	for i, k := range keys {
+		a := keyAnchor(es, k)
+		fresh := (how == afterSync && len(keys) == 1) || (how == afterSlot && latestSlot(now, interval, a).Equal(fired))
+		out[i] = keySlot{key: k, next: nextSlot(now, interval, a, fresh)}
+	}
+	return out
+}
+
+// earliest is the first of slots (es's next refresh); zero when there is none.
+func earliest(slots []keySlot) time.Time {
+	var next time.Time
+	for _, s := range slots {
+		if !s.next.IsZero() && (next.IsZero() || s.next.Before(next)) {
+			next = s.next
+		}
+	}
+	return next
+}
+
+// slotMaxAges is how old a cached value of each named key may be at a scheduled
+// refresh at now: the time since that key's latest slot plus the cache window. The
+// key whose slot is now gets about the window; another key accepts the value read
+// ahead for its own latest slot, so the refresh reads nothing and the target shows
+// every key as read at most one window before that key's latest slot.
+func slotMaxAges(es *v1alpha1.ExternalSecret, now time.Time, interval time.Duration) map[string]time.Duration {
+	if interval <= 0 {
+		return nil
+	}
+	w := cacheWindow(interval)
+	out := map[string]time.Duration{}
+	for _, k := range namedKeys(es) {
+		out[k] = now.Sub(latestSlot(now, interval, keyAnchor(es, k))) + w
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // afterStartup is when an ExternalSecret found in sync at start-up refreshes: at its
@@ -102,20 +196,31 @@ func afterStartup(slot, now time.Time, interval time.Duration) time.Time {
 	return slot.Add(model.StartupGrace(interval))
 }
 
-// anchor places an ExternalSecret's refresh slot: its store and the first key it
-// reads, or its UID when it reads no key by name (find, dynamic, decrypt only).
-func anchor(es *v1alpha1.ExternalSecret) string {
+// namedKeys are the remote keys es reads by name (data remoteRefs, dataFrom
+// extracts), each once, in spec order.
+func namedKeys(es *v1alpha1.ExternalSecret) []string {
+	var out []string
+	add := func(k string) {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
 	for _, d := range es.Spec.Data {
 		if d.RemoteRef != nil {
-			return storeKey(es) + "\x00" + d.RemoteRef.Key
+			add(d.RemoteRef.Key)
 		}
 	}
 	for _, d := range es.Spec.DataFrom {
 		if d.Extract != nil {
-			return storeKey(es) + "\x00" + d.Extract.Key
+			add(d.Extract.Key)
 		}
 	}
-	return storeKey(es) + "\x00uid:" + string(es.UID)
+	return out
+}
+
+// keyAnchor places key's slot: its store and the key.
+func keyAnchor(es *v1alpha1.ExternalSecret, key string) string {
+	return storeKey(es) + "\x00" + key
 }
 
 func storeKey(es *v1alpha1.ExternalSecret) string {

@@ -69,23 +69,119 @@ func TestNextSlot(t *testing.T) {
 	})
 }
 
-func TestAnchor(t *testing.T) {
-	ref := func(k string) *v1alpha1.RemoteRef { return &v1alpha1.RemoteRef{Key: k} }
+// The slots of keys a, b and c of store ss/ns/s with a 1 h interval: their hashes
+// place them at these offsets past each hour.
+var (
+	offA = 9*time.Minute + 56772467766*time.Nanosecond
+	offB = 51*time.Minute + 37260839555*time.Nanosecond
+	offC = 33*time.Minute + 17749211344*time.Nanosecond
+)
+
+func slotES(keys ...string) *v1alpha1.ExternalSecret {
+	es := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", UID: "u1"},
+		Spec: v1alpha1.ExternalSecretSpec{SecretStoreRef: v1alpha1.StoreRef{Name: "s"}}}
+	for i, k := range keys {
+		if i == 1 { // one of them through dataFrom.extract: a named key too
+			es.Spec.DataFrom = append(es.Spec.DataFrom, v1alpha1.DataFromSource{Extract: &v1alpha1.ExtractRef{Key: k}})
+			continue
+		}
+		es.Spec.Data = append(es.Spec.Data, v1alpha1.DataItem{SecretKey: k, RemoteRef: &v1alpha1.RemoteRef{Key: k}})
+	}
+	return es
+}
+
+// TestKeySlots: an ExternalSecret refreshes at the slot of each key it names (its
+// next refresh is the earliest); a single-key one exactly as before (nextSlot of
+// its store and key); one naming no key at its UID's slot.
+func TestKeySlots(t *testing.T) {
+	hour := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name string
-		spec v1alpha1.ExternalSecretSpec
-		want string
+		es   *v1alpha1.ExternalSecret
+		now  time.Time
+		how  after
+		want map[string]time.Time // next slot per key
+		next time.Time            // the next refresh
 	}{
-		{"first remoteRef key", v1alpha1.ExternalSecretSpec{Data: []v1alpha1.DataItem{{RemoteRef: ref("a")}, {RemoteRef: ref("b")}}}, "ss/ns/s\x00a"},
-		{"extract key when no data", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Extract: &v1alpha1.ExtractRef{Key: "x"}}}}, "ss/ns/s\x00x"},
-		{"uid when no key is named", v1alpha1.ExternalSecretSpec{DataFrom: []v1alpha1.DataFromSource{{Find: &v1alpha1.FindRef{Path: "p"}}}}, "ss/ns/s\x00uid:u1"},
+		{"single key, start-up: the very next slot", slotES("a"), hour.Add(offA - time.Minute), afterStart,
+			map[string]time.Time{"a": hour.Add(offA)}, nextSlot(hour.Add(offA-time.Minute), time.Hour, "ss/ns/s\x00a", false)},
+		{"single key, after a spec edit: at least half an interval on", slotES("a"), hour.Add(offA - time.Minute), afterSync,
+			map[string]time.Time{"a": hour.Add(time.Hour + offA)}, nextSlot(hour.Add(offA-time.Minute), time.Hour, "ss/ns/s\x00a", true)},
+		{"single key, at its slot: the next interval", slotES("a"), hour.Add(offA), afterSlot,
+			map[string]time.Time{"a": hour.Add(time.Hour + offA)}, nextSlot(hour.Add(offA), time.Hour, "ss/ns/s\x00a", true)},
+		{"3 keys, start-up: the earliest key slot", slotES("a", "b", "c"), hour, afterStart,
+			map[string]time.Time{"a": hour.Add(offA), "b": hour.Add(offB), "c": hour.Add(offC)}, hour.Add(offA)},
+		{"3 keys, at c's slot: c moves on, a and b keep theirs", slotES("a", "b", "c"), hour.Add(offC), afterSlot,
+			map[string]time.Time{"a": hour.Add(time.Hour + offA), "b": hour.Add(offB), "c": hour.Add(time.Hour + offC)}, hour.Add(offB)},
+		{"3 keys, c's slot refreshed 10 s late (start-up grace): same", slotES("a", "b", "c"), hour.Add(offC + 10*time.Second), afterSlot,
+			map[string]time.Time{"a": hour.Add(time.Hour + offA), "b": hour.Add(offB), "c": hour.Add(time.Hour + offC)}, hour.Add(offB)},
+		{"3 keys, spec edit: every key keeps its very next slot", slotES("a", "b", "c"), hour.Add(offC - time.Minute), afterSync,
+			map[string]time.Time{"a": hour.Add(time.Hour + offA), "b": hour.Add(offB), "c": hour.Add(offC)}, hour.Add(offC)},
+		{"a key named twice counts once", slotES("a", "a"), hour, afterStart,
+			map[string]time.Time{"a": hour.Add(offA)}, hour.Add(offA)},
+		{"no key named: the UID's slot", slotES(), hour, afterStart,
+			map[string]time.Time{"": nextSlot(hour, time.Hour, "ss/ns/s\x00uid:u1", false)}, nextSlot(hour, time.Hour, "ss/ns/s\x00uid:u1", false)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.spec.SecretStoreRef = v1alpha1.StoreRef{Name: "s"}
-			es := &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", UID: "u1"}, Spec: c.spec}
-			if got := anchor(es); got != c.want {
-				t.Fatalf("anchor %q, want %q", got, c.want)
+			ks := keySlots(c.es, c.now, time.Hour, c.how)
+			got := map[string]time.Time{}
+			for _, s := range ks {
+				got[s.key] = s.next
+			}
+			if len(got) != len(c.want) || len(ks) != len(c.want) {
+				t.Fatalf("slots %v, want %v", got, c.want)
+			}
+			for k, w := range c.want {
+				if !got[k].Equal(w) {
+					t.Fatalf("key %q: next slot %v, want %v", k, got[k], w)
+				}
+			}
+			if n := earliest(ks); !n.Equal(c.next) {
+				t.Fatalf("next refresh %v, want %v", n, c.next)
+			}
+		})
+	}
+	t.Run("no interval: no slot", func(t *testing.T) {
+		if n := earliest(keySlots(slotES("a", "b"), hour, 0, afterSlot)); !n.IsZero() {
+			t.Fatalf("got %v", n)
+		}
+	})
+}
+
+// TestSlotMaxAges: at a scheduled refresh each key accepts a value read up to one
+// cache window before its own latest slot, so the value read ahead for that slot
+// serves (the key whose slot it is gets about the window).
+func TestSlotMaxAges(t *testing.T) {
+	hour := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	const w = 5 * time.Minute // the cache window of a 1 h interval
+	cases := []struct {
+		name string
+		es   *v1alpha1.ExternalSecret
+		now  time.Time
+		want map[string]time.Duration
+	}{
+		{"single key at its slot: the window", slotES("a"), hour.Add(offA), map[string]time.Duration{"a": w}},
+		{"single key, 10 s late: the window and 10 s", slotES("a"), hour.Add(offA + 10*time.Second), map[string]time.Duration{"a": w + 10*time.Second}},
+		{"3 keys at c's slot: c the window, a and b since their latest slots", slotES("a", "b", "c"), hour.Add(offC),
+			map[string]time.Duration{"a": offC - offA + w, "b": time.Hour + offC - offB + w, "c": w}},
+		{"3 keys at a's slot", slotES("a", "b", "c"), hour.Add(offA),
+			map[string]time.Duration{"a": w, "b": time.Hour + offA - offB + w, "c": time.Hour + offA - offC + w}},
+		{"no key named: none", slotES(), hour, map[string]time.Duration{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := slotMaxAges(c.es, c.now, time.Hour)
+			if len(got) != len(c.want) {
+				t.Fatalf("maxAges %v, want %v", got, c.want)
+			}
+			for k, want := range c.want {
+				if got[k] != want {
+					t.Fatalf("key %q: maxAge %v, want %v", k, got[k], want)
+				}
+				if want > time.Hour+w {
+					t.Fatalf("key %q: maxAge %v beyond an interval and a window", k, want)
+				}
 			}
 		})
 	}

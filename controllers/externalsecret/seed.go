@@ -52,7 +52,7 @@ func (r *Reconciler) seed(ctx context.Context) {
 			continue
 		}
 		interval := refreshInterval(es)
-		r.expect(ctx, es, store, nextSlot(start, interval, anchor(es), false), interval)
+		r.expect(ctx, es, store, keySlots(es, start, interval, afterStart), interval)
 		n++
 	}
 	log.FromContext(ctx).V(1).Info("read-ahead seeded", "externalSecrets", n, "of", len(list.Items), "took", r.Clock.Since(start).String())

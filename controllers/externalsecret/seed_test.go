@@ -69,7 +69,7 @@ func TestSeedReadsAheadBeforeReconcile(t *testing.T) {
 	e.r.seed(context.Background())
 
 	es := e.es("a")
-	slot := nextSlot(e.clock.Now(), time.Hour, anchor(es), false)
+	slot := earliest(keySlots(es, e.clock.Now(), time.Hour, afterStart))
 	// A lone key goes part-full within a second of its due time: step to just before
 	// that, then half a second at a time up to the slot. No reconcile runs.
 	e.clock.SetTime(slot.Add(-3 * time.Second))

@@ -66,6 +66,17 @@ type scope struct {
 	leases   []v1alpha1.LeaseStatus
 	h        *fetch.Handle
 	maxAge   time.Duration // how old a cached value may be
+	// keyMaxAge: at a scheduled refresh, how old each named key's value may be
+	// (slotMaxAges); a key not in it takes maxAge.
+	keyMaxAge map[string]time.Duration
+}
+
+// ageOf is how old a cached value of the named key may be in this refresh.
+func (sc *scope) ageOf(key string) time.Duration {
+	if a, ok := sc.keyMaxAge[key]; ok && sc.maxAge > 0 {
+		return a
+	}
+	return sc.maxAge
 }
 
 // sync decides whether a fetch is due, fetches, renders and writes the target.
@@ -101,24 +112,29 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	case waitForSlot:
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
-		next := nextSlot(now, slots, anchor(es), false)
-		r.mem.put(es.UID, memory{next: afterStartup(next, now, interval), generation: es.Generation, forceSync: mem.forceSync})
-		r.expect(ctx, es, store, next, interval)
+		ks := keySlots(es, now, slots, afterStart)
+		r.mem.put(es.UID, memory{next: afterStartup(earliest(ks), now, interval), generation: es.Generation, forceSync: mem.forceSync})
+		r.expect(ctx, es, store, ks, interval)
 		return keep()
 	case skip:
 		return keep()
 	}
-	if d.bypassCache {
+	how := afterSync
+	switch {
+	case d.bypassCache:
 		sc.maxAge = 0
+	case d.scheduled:
+		how, sc.keyMaxAge = afterSlot, slotMaxAges(es, now, slots)
 	}
 	out := r.refresh(ctx, sc)
+	ks := keySlots(es, now, slots, how)
 	mem.generation = es.Generation
-	mem.next = nextSlot(now, slots, anchor(es), true)
+	mem.next = earliest(ks)
 	if out.kind == synced {
 		if d.bypassCache {
 			out.done.forceSync, mem.forceSync = force, force
 		}
-		r.expect(ctx, es, store, mem.next, interval)
+		r.expect(ctx, es, store, ks, interval)
 	}
 	switch {
 	case out.kind == synced:
@@ -168,11 +184,12 @@ func (r *Reconciler) facts(ctx context.Context, sc *scope, mem memory, known boo
 	}
 }
 
-// expect tells the fetch layer which keys es will read at its next refresh (at
-// next), so that it reads them just ahead of time, in full batches and at an even
-// pace, and the refresh finds them in its cache. It makes no backend call.
-func (r *Reconciler) expect(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, next time.Time, interval time.Duration) {
-	if next.IsZero() {
+// expect tells the fetch layer which keys es will read at its next refreshes: each
+// named key at its own next slot (slots), so that the fetch layer reads it just
+// ahead of that slot, once for every ExternalSecret reading it, in full batches and
+// at an even pace, and the refresh finds it in its cache. It makes no backend call.
+func (r *Reconciler) expect(ctx context.Context, es *v1alpha1.ExternalSecret, store v1alpha1.GenericStore, slots []keySlot, interval time.Duration) {
+	if earliest(slots).IsZero() {
 		return
 	}
 	h, err := r.Fetcher.For(ctx, store, es.Namespace)
@@ -180,14 +197,22 @@ func (r *Reconciler) expect(ctx context.Context, es *v1alpha1.ExternalSecret, st
 		return // the refresh itself will report it
 	}
 	maxAge := cacheWindow(interval)
+	at := func(key, version string) {
+		for _, s := range slots {
+			if s.key == key {
+				h.Expect(provider.Ref{Key: key, Version: version}, s.next, maxAge, interval)
+				return
+			}
+		}
+	}
 	for _, d := range es.Spec.Data {
 		if d.RemoteRef != nil {
-			h.Expect(provider.Ref{Key: d.RemoteRef.Key, Version: d.RemoteRef.Version}, next, maxAge, interval)
+			at(d.RemoteRef.Key, d.RemoteRef.Version)
 		}
 	}
 	for _, d := range es.Spec.DataFrom {
 		if d.Extract != nil {
-			h.Expect(provider.Ref{Key: d.Extract.Key, Version: d.Extract.Version}, next, maxAge, interval)
+			at(d.Extract.Key, d.Extract.Version)
 		}
 	}
 }

@@ -140,6 +140,45 @@ func TestMissedReadersShareACall(t *testing.T) {
 	}
 }
 
+// TestLenientReadersShareACall: after a restart a multi-key refresh asks for its
+// other keys with a maxAge beyond their demand's (as read ahead for their own last
+// slot); the read-ahead has not read them, so they are read now, and readers
+// arriving within the missed window share one call.
+func TestLenientReadersShareACall(t *testing.T) {
+	timing := DefaultTiming()
+	cases := []struct {
+		name      string
+		maxAge    time.Duration
+		wantCalls int64
+	}{
+		{"accepting older values than expected: one shared call", 20 * time.Minute, 1},
+		{"the expected maxAge: a call each", time.Minute, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := memory.New("memory")
+			putKeys(b, 5, "v")
+			s := newSim(t, memClient(t, b))
+			for i := range 5 { // due far later: the read-ahead does not read them now
+				s.h.Expect(keyRef(i), t0.Add(30*time.Minute), time.Minute, time.Hour)
+			}
+			var answers []<-chan result
+			for i := range 5 { // over 0.5 s
+				answers = append(answers, s.start(keyRef(i), c.maxAge))
+				s.advance(timing.MissedWindow/10, 10*time.Millisecond)
+			}
+			for _, ch := range answers {
+				if r := s.wait(ch, 10*time.Millisecond); r.err != nil {
+					t.Fatal(r.err)
+				}
+			}
+			if got := b.Batches.Load(); got != c.wantCalls {
+				t.Fatalf("5 readers arriving over 0.5 s made %d calls, want %d", got, c.wantCalls)
+			}
+		})
+	}
+}
+
 // TestTimingModel: the invariants docs/design/refresh.md relies on hold for the
 // defaults, and zero fields take the defaults.
 func TestTimingModel(t *testing.T) {

@@ -43,13 +43,7 @@ func memClient(t *testing.T, b *memory.Backend) provider.Client {
 
 // settled: the scheduler sleeps on a timer that has not fired (or never started),
 // and no call it sent is still running.
-func (s *sim) settled() bool {
-	h := s.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	idle := !h.running || (h.parked && s.clk.Now().Before(h.wakeAt))
-	return idle && len(h.inflight) == len(h.pending)
-}
+func (s *sim) settled() bool { return s.h.Settled() }
 
 // until yields to the other goroutines until cond holds. The bound on yields only
 // turns a bug into a failure instead of a hang; no time is measured.

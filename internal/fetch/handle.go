@@ -27,8 +27,9 @@ type Handle struct {
 	maxBatch int                  // refs per call (1 without batching)
 
 	// values holds the last value read of each ref (cached), finds the last answer
-	// of each find query (cachedFind). Entries expire after Timing.MaxCacheAge;
-	// readers reuse them only within their own maxAge, which is shorter.
+	// of each find query (cachedFind). Entries expire after Timing.MaxCacheAge, a
+	// value of an expected ref only once every reader may have accepted it (keep);
+	// readers reuse them only within their own maxAge.
 	values *cache.Expiring
 	finds  *cache.Expiring
 	// findCalls coalesces identical concurrent finds.
@@ -120,7 +121,7 @@ func (h *Handle) Get(ctx context.Context, ref provider.Ref, maxAge time.Duration
 	if !ok {
 		cl = &call{ref: ref, done: make(chan struct{})}
 		h.inflight[ref] = cl
-		h.enqueue(cl)
+		h.enqueue(cl, maxAge)
 	}
 	h.mu.Unlock()
 	select {
@@ -141,7 +142,7 @@ func (h *Handle) finish(cl *call) {
 	}
 	switch {
 	case cl.err == nil:
-		h.values.Set(cl.ref, cached{s: cl.s, at: now}, h.timing.MaxCacheAge)
+		h.values.Set(cl.ref, cached{s: cl.s, at: now}, h.keep(cl.ref))
 	case errors.Is(cl.err, provider.ErrNotFound):
 		// The backend says the ref is gone: no later reader may be served the value
 		// from before (a deleted target re-created with old data, a RemoteNotFound
@@ -153,6 +154,38 @@ func (h *Handle) finish(cl *call) {
 	}
 	h.mu.Unlock()
 	close(cl.done)
+}
+
+// keep is how long a value of ref read now stays in memory. A scheduled refresh
+// of an ExternalSecret reading several keys accepts each key's value read ahead for
+// that key's own slot, up to an interval plus a cache window old (its maxAge is the
+// time since that slot plus the window): an expected ref's value is kept that long,
+// or the refresh would read it again. Other values keep Timing.MaxCacheAge. h.mu is held.
+func (h *Handle) keep(ref provider.Ref) time.Duration {
+	if d := h.demand[ref]; d != nil {
+		return max(h.timing.MaxCacheAge, d.every+d.maxAge)
+	}
+	return h.timing.MaxCacheAge
+}
+
+// Settled reports whether the read-ahead scheduler is asleep on a timer that has
+// not fired (or never started) and no call is running. Tests on a fake clock wait
+// for it before they move the clock, so what they see does not depend on the
+// machine's speed.
+func (h *Handle) Settled() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	idle := !h.running || (h.parked && h.clock.Now().Before(h.wakeAt))
+	return idle && len(h.inflight) == len(h.pending)
+}
+
+// ReadersWaiting reports whether readers' calls wait for their batch window to
+// pass: a test on a fake clock moves the clock only then, so a reconcile's own work
+// takes no fake time.
+func (h *Handle) ReadersWaiting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pending) > 0
 }
 
 // Find runs q with the same reuse and coalescing rules as Get. Finds are not

@@ -99,26 +99,48 @@ func (h *Handle) Expect(ref provider.Ref, due time.Time, maxAge, every time.Dura
 		d = &demand{ref: ref}
 		h.demand[ref] = d
 	}
+	longer := maxAge+every > d.maxAge+d.every
 	sooner := d.due.IsZero() || due.Before(d.due)
-	if sooner || d.due.Before(h.clock.Now()) {
+	if sooner || !d.due.After(h.clock.Now()) { // a reader at its due time registers its next
 		d.due = due
 	}
 	d.maxAge, d.every = maxAge, every
+	if longer {
+		h.keepLonger(ref)
+	}
 	if sooner { // a later due time is noticed at the scheduler's next look
 		h.wake()
 	}
 }
 
-// enqueue queues a reader's call for the next batch. h.mu is held.
-func (h *Handle) enqueue(cl *call) {
+// keepLonger extends the memory of ref's value, read before its demand was known
+// (a first sync), to what the demand needs (keep). h.mu is held.
+func (h *Handle) keepLonger(ref provider.Ref) {
+	v, ok := h.values.Get(ref)
+	if !ok {
+		return
+	}
+	at := v.(cached).at
+	if left := at.Add(h.keep(ref)).Sub(h.clock.Now()); left > 0 {
+		h.values.Set(ref, v, left)
+	}
+}
+
+// enqueue queues a reader's call (accepting a value maxAge old) for the next batch.
+// h.mu is held.
+func (h *Handle) enqueue(cl *call, maxAge time.Duration) {
 	now := h.clock.Now()
 	wait := time.Duration(0)
 	if h.bg != nil {
 		wait = h.timing.BatchWindow
-		if d := h.demand[cl.ref]; d != nil && d.read.IsZero() && !now.Before(d.due.Add(-h.timing.AheadMargin)) {
+		if d := h.demand[cl.ref]; d != nil && d.read.IsZero() && (!now.Before(d.due.Add(-h.timing.AheadMargin)) || maxAge > d.maxAge) {
 			// An expected reader the read-ahead has not reached yet (right after a
 			// restart): the others due now join its call instead of each making its
-			// own. Not a retry after a failed read: that goes at once.
+			// own. Also a reader accepting an older value than its demand's (a
+			// multi-key refresh asking for a key as read ahead for that key's last
+			// slot, before this process read it): such readers come at every slot of
+			// the first interval after a restart. Not a retry after a failed read:
+			// that goes at once.
 			wait = h.timing.MissedWindow
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,7 +120,7 @@ func floorSync(ctx context.Context, c client.Client, es *v1alpha1.ExternalSecret
 			Labels:      map[string]string{v1alpha1.LabelManaged: "true"},
 			Annotations: map[string]string{"secretsync.dev/external-secret": es.Name}},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{"value": []byte(benchValue(g, cfg.M))},
+		Data: benchData(g, cfg),
 	}
 	if err := controllerutil.SetControllerReference(es, s, c.Scheme()); err != nil {
 		return err
@@ -133,7 +134,7 @@ func floorSync(ctx context.Context, c client.Client, es *v1alpha1.ExternalSecret
 		ObservedGeneration: es.Generation,
 		SyncedAt:           &now,
 		Target:             &v1alpha1.TargetStatus{Name: es.Name},
-		Sources:            []v1alpha1.SourceStatus{{Key: es.Spec.Data[0].RemoteRef.Key, Version: "1"}},
+		Sources:            floorSources(es),
 		// The operator's keyed hash has this length.
 		DataHash: "hmac-sha256:" + strings.Repeat("0", 64),
 	}
@@ -144,6 +145,16 @@ func floorSync(ctx context.Context, c client.Client, es *v1alpha1.ExternalSecret
 		return fmt.Errorf("floor: patch status: %w", err)
 	}
 	return nil
+}
+
+// floorSources is status.sources as the operator writes it: one per key, sorted.
+func floorSources(es *v1alpha1.ExternalSecret) []v1alpha1.SourceStatus {
+	var out []v1alpha1.SourceStatus
+	for _, d := range es.Spec.Data {
+		out = append(out, v1alpha1.SourceStatus{Key: d.RemoteRef.Key, Version: "1"})
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.SourceStatus) int { return strings.Compare(a.Key, b.Key) })
+	return out
 }
 
 func cpuNow(pids map[string]int) map[string]float64 {

@@ -5,7 +5,8 @@
 // Store) and an OpenBao dev server (KV v2, AppRole, file audit device), all on
 // 127.0.0.1, and measures:
 //
-//  1. cold burst: N ExternalSecrets, split over 3 stores, each reading 1 of M keys,
+//  1. cold burst: N ExternalSecrets, split over 3 stores, each reading 1 of M keys
+//     (BENCH_MULTI percent of them 3–5 keys, shared with the single-key ones),
 //     until all are Ready;
 //  2. steady state: two refresh intervals after every ExternalSecret has refreshed
 //     once, reported per round (the mean of the two): backend calls by operation,
@@ -30,7 +31,8 @@
 // BENCH_VAULT_AUTH (approle|token), BENCH_OPERATOR_ARGS (extra operator flags),
 // BENCH_KEEP=1 (keep the work directory), BENCH_PROFILE_DIR (heap profiles), BENCH_COLD_ONLY=1 (stop after the cold
 // burst), BENCH_CES_NAMESPACES (1000; 0 skips the ClusterExternalSecret phase, run last),
-// BENCH_CES_ONLY=1 (only that phase). The last line of stdout is one JSON object.
+// BENCH_CES_ONLY=1 (only that phase), BENCH_MULTI (20: percent of ExternalSecrets
+// reading 3–5 keys). The last line of stdout is one JSON object.
 package main
 
 import (
@@ -49,7 +51,9 @@ import (
 )
 
 type config struct {
-	N, M         int
+	N, M int
+	// Multi is the percentage of ExternalSecrets reading 3–5 keys (benchKeys).
+	Multi        int
 	Latency      time.Duration
 	Refresh      time.Duration
 	New          int
@@ -91,6 +95,7 @@ func parseConfig() config {
 	var c config
 	flag.IntVar(&c.N, "n", envInt("BENCH_N", 1000), "ExternalSecrets (BENCH_N)")
 	flag.IntVar(&c.M, "m", envInt("BENCH_M", 0), "distinct keys per backend, default N/10 (BENCH_M)")
+	flag.IntVar(&c.Multi, "multi", envInt("BENCH_MULTI", 20), "percent of ExternalSecrets reading 3-5 keys (BENCH_MULTI)")
 	flag.DurationVar(&c.Latency, "latency", envDur("BENCH_LATENCY", 20*time.Millisecond), "AWS emulator latency per call (BENCH_LATENCY)")
 	flag.DurationVar(&c.Refresh, "refresh", envDur("BENCH_REFRESH", time.Minute), "refreshInterval of the ExternalSecrets (BENCH_REFRESH)")
 	flag.IntVar(&c.New, "new", envInt("BENCH_NEW", 100), "ExternalSecrets created while refreshes run (BENCH_NEW)")
@@ -112,6 +117,7 @@ func parseConfig() config {
 	if c.M <= 0 {
 		c.M = max(1, c.N/10)
 	}
+	c.Multi = min(max(c.Multi, 0), 100)
 	c.OperatorArgs = strings.Fields(*opArgs)
 	return c
 }

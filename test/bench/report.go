@@ -31,8 +31,9 @@ func report(r *results) {
 	row := func(k, format string, args ...any) { fmt.Fprintf(w, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	fmt.Fprintln(w, "\nsecretsync benchmark")
 	row("machine", "%d CPUs (%s), %d MiB, %s", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemMiB, r.Machine.Go)
-	row("setup", "N=%d ExternalSecrets over 3 stores, M=%d keys per backend (referenced: SM %d, SSM %d, Vault %d), AWS latency %.0f ms, refresh %.0fs, Vault auth %s, operator args %v",
+	row("setup", "N=%d ExternalSecrets over 3 stores, M=%d keys per backend (distinct referenced: SM %d, SSM %d, Vault %d), AWS latency %.0f ms, refresh %.0fs, Vault auth %s, operator args %v",
 		r.N, r.M, r.KeysPerStore.SM, r.KeysPerStore.SSM, r.KeysPerStore.Vault, r.LatencyMs, r.RefreshS, r.VaultAuth, r.OperatorArgs)
+	row("multi-key mix", "%d%% of ExternalSecrets read 3-5 keys: %d of %d, %d named keys in all", r.MultiPct, r.MultiES, r.N, r.KeyRefs)
 	if r.ColdReadyS > 0 {
 		row("cold burst: all Ready", "%.2f s (%.0f ExternalSecrets/s; creates took %.2f s)", r.ColdReadyS, r.ColdRate, r.ColdCreateS)
 	} else {
@@ -64,9 +65,11 @@ func report(r *results) {
 	if s := r.Steady; s != nil {
 		per := fmt.Sprintf("steady per round (mean of %d): ", s.RoundsMeasured)
 		row(per+"AWS calls", "%d (%s)", s.AWSTotal, fmtMap(s.AWSCalls))
-		row("  floor", "GetParameters %d, BatchGetSecretValue %d", s.FloorGetParameters, s.FloorBatchGetSecretValue)
-		row(per+"Vault requests", "%d (logins %d, KV reads %d, token ops %d; floor: %d reads, 0 logins) [%s]",
-			s.Vault.Total, s.Vault.Logins, s.Vault.Reads, s.Vault.Token, s.FloorVaultReads, fmtMap(s.Vault.ByPath))
+		row("  floor", "GetParameters %d (= ceil(SSM keys/10)), BatchGetSecretValue %d (= ceil(SM keys/20)): got %s and %s",
+			s.FloorGetParameters, s.FloorBatchGetSecretValue, vsFloor(s.AWSCalls["ssm.GetParameters"], s.FloorGetParameters),
+			vsFloor(s.AWSCalls["secretsmanager.BatchGetSecretValue"], s.FloorBatchGetSecretValue))
+		row(per+"Vault requests", "%d (logins %d, KV reads %d = %s, token ops %d; floor: %d reads, one per distinct key, 0 logins) [%s]",
+			s.Vault.Total, s.Vault.Logins, s.Vault.Reads, vsFloor(s.Vault.Reads, s.FloorVaultReads), s.Vault.Token, s.FloorVaultReads, fmtMap(s.Vault.ByPath))
 		row(per+"Kubernetes writes", "%d (%s; floor 0)", s.KubeWrites.Total, fmtMap(s.KubeWrites.ByKind))
 		row(per+"rollout", "workload LISTs %d, restart patches %d (every ExternalSecret has rollout consumers Auto; floor 0 and 0)", s.WorkloadLists, s.WorkloadPatches)
 		row("steady: operator", "RSS %.0f MiB, CPU %.2f s over %.0f s (%.1f%% of one core)", s.RSSMiB, s.CPUSeconds, s.WindowS, s.CPUPercent)
@@ -126,4 +129,12 @@ func sortedKeys(m map[string]float64) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// vsFloor is a steady count against its floor: "1.00x floor".
+func vsFloor(got, floor int) string {
+	if floor == 0 {
+		return fmt.Sprintf("%d (floor 0)", got)
+	}
+	return fmt.Sprintf("%.2fx floor", float64(got)/float64(floor))
 }

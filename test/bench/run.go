@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,7 +111,14 @@ type results struct {
 		MemMiB   int64  `json:"mem_mib"`
 		Go       string `json:"go"`
 	} `json:"machine"`
+	// KeysPerStore counts the DISTINCT keys referenced (multi-key ExternalSecrets'
+	// extra keys included): the steady-round floors are computed from it.
 	KeysPerStore storeKeys `json:"keys_referenced_per_store"`
+	// MultiPct of the ExternalSecrets read 3–5 keys (BENCH_MULTI): MultiES of them,
+	// KeyRefs named keys over all N.
+	MultiPct int `json:"multi_pct"`
+	MultiES  int `json:"multi_key_es"`
+	KeyRefs  int `json:"key_refs"`
 
 	ColdCreateS float64 `json:"cold_create_s"`
 	ColdReadyS  float64 `json:"cold_all_ready_s"`
@@ -152,7 +160,8 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	res := &results{N: cfg.N, M: cfg.M, LatencyMs: float64(cfg.Latency) / 1e6, RefreshS: cfg.Refresh.Seconds(),
-		VaultAuth: cfg.VaultAuth, OperatorArgs: cfg.OperatorArgs}
+		VaultAuth: cfg.VaultAuth, OperatorArgs: cfg.OperatorArgs, MultiPct: cfg.Multi}
+	res.KeysPerStore, res.MultiES, res.KeyRefs = keysPerStore(cfg)
 	fillMachine(res)
 	// Whatever happens, print what was measured.
 	defer func() {
@@ -270,7 +279,6 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	for j := range cfg.N {
 		names[j] = fmt.Sprintf("es-%05d", j)
 	}
-	res.KeysPerStore = keysPerStore(cfg.N, cfg.M)
 	logf("cold burst: creating %d ExternalSecrets", cfg.N)
 	emu.ResetCalls()
 	cva0, cka0 := fileSize(b.auditLog), fileSize(k.auditLog)
@@ -570,13 +578,21 @@ func smKey(i int) string    { return fmt.Sprintf("bench/sm/k%05d", i) }
 func ssmKey(i int) string   { return fmt.Sprintf("/bench/ssm/k%05d", i) }
 func vaultKey(i int) string { return fmt.Sprintf("bench/k%05d", i) }
 
-// ExternalSecret j uses store j%3 and key (j/3)%M of that store's pool.
-func keysPerStore(n, m int) storeKeys {
-	perStore := func(s int) int {
-		cnt := (n - s + 2) / 3 // ExternalSecrets of store s
-		return min(cnt, m)
+// keysPerStore counts the distinct keys the N ExternalSecrets reference in each
+// store (benchKeys), the multi-key ExternalSecrets and all named keys.
+func keysPerStore(cfg config) (keys storeKeys, multi, refs int) {
+	seen := [3]map[int]bool{{}, {}, {}}
+	for g := range cfg.N {
+		ks := benchKeys(g, cfg)
+		if len(ks) > 1 {
+			multi++
+		}
+		refs += len(ks)
+		for _, i := range ks {
+			seen[g%3][i] = true
+		}
 	}
-	return storeKeys{SM: perStore(0), SSM: perStore(1), Vault: perStore(2)}
+	return storeKeys{SM: len(seen[0]), SSM: len(seen[1]), Vault: len(seen[2])}, multi, refs
 }
 
 func percentile(sorted []float64, p float64) float64 {
@@ -726,23 +742,55 @@ func createESs(ctx context.Context, c client.Client, names []string, base int, c
 	return sent, firstErr
 }
 
-// benchES is ExternalSecret g of the benchmark (store g mod 3, key (g / 3) mod M of
-// that store) in namespace ns; the floor creates the same objects.
+// benchES is ExternalSecret g of the benchmark (store g mod 3, the keys benchKeys
+// of that store) in namespace ns; the floor creates the same objects.
 func benchES(ns, name string, g int, cfg config) *v1alpha1.ExternalSecret {
 	store := stores[g%3]
+	var data []v1alpha1.DataItem
+	for j, i := range benchKeys(g, cfg) {
+		data = append(data, v1alpha1.DataItem{SecretKey: dataKey(j), RemoteRef: benchRef(store, i)})
+	}
 	return &v1alpha1.ExternalSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.ExternalSecretSpec{
 			SecretStoreRef:  v1alpha1.StoreRef{Name: store},
 			RefreshInterval: &metav1.Duration{Duration: cfg.Refresh},
-			Data:            []v1alpha1.DataItem{{SecretKey: "value", RemoteRef: benchRef(g, cfg.M)}},
+			Data:            data,
 			// Rollout on: an unchanged round must still list and patch no workload.
 			Target: v1alpha1.Target{Rollout: &v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}},
 		}}
 }
 
-func benchRef(g, m int) *v1alpha1.RemoteRef {
-	idx := (g / 3) % m
-	switch stores[g%3] {
+// benchKeys are the indexes of the keys ExternalSecret g reads in its store: key
+// (g / 3) mod M, and for cfg.Multi percent of them (deterministic, evenly among
+// every 100) 2–4 more, spread over the store's key space. Every one of them is
+// also some single-key ExternalSecret's key (when N/3 ≥ M), so single- and
+// multi-key ExternalSecrets share keys.
+func benchKeys(g int, cfg config) []int {
+	m := cfg.M
+	first := (g / 3) % m
+	if (g*7)%100 >= cfg.Multi {
+		return []int{first}
+	}
+	n, stride := 3+(g/3)%3, m/5+1
+	out := []int{first}
+	for j := 1; j < n; j++ {
+		if i := (first + j*stride) % m; !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// dataKey is the target key of ExternalSecret key j: "value" for the first.
+func dataKey(j int) string {
+	if j == 0 {
+		return "value"
+	}
+	return fmt.Sprintf("value%d", j)
+}
+
+func benchRef(store string, idx int) *v1alpha1.RemoteRef {
+	switch store {
 	case "sm":
 		return &v1alpha1.RemoteRef{Key: smKey(idx)}
 	case "ssm":
@@ -752,9 +800,13 @@ func benchRef(g, m int) *v1alpha1.RemoteRef {
 	}
 }
 
-// benchValue is the value the backends hold for ExternalSecret g (seeded in run).
-func benchValue(g, m int) string {
-	return fmt.Sprintf("%s-value-%05d", stores[g%3], (g/3)%m)
+// benchData is the target data of ExternalSecret g (the values seeded in run).
+func benchData(g int, cfg config) map[string][]byte {
+	out := map[string][]byte{}
+	for j, i := range benchKeys(g, cfg) {
+		out[dataKey(j)] = []byte(fmt.Sprintf("%s-value-%05d", stores[g%3], i))
+	}
+	return out
 }
 
 // waitAllReady waits until every name is Ready or timeout; it returns how many are.
