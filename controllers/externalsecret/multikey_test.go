@@ -246,3 +246,69 @@ func TestMultiKeyMixAtTheFloor(t *testing.T) {
 		}
 	}
 }
+
+// restart drops the process's memory and the fetch layer's cache, as an operator
+// restart does, and makes every ExternalSecret due for its first look.
+func (f *fleet) restart() {
+	f.t.Helper()
+	f.r.Fetcher.Forget(context.Background(), string(v1alpha1.KindSecretStore), testNS, "mem") // the old process's read-ahead stops
+	f.env.restart()
+	kube := provider.KubeClient{Reader: f.c, Writer: f.c, Policy: provider.IdentityPolicy{AllowAmbientInNamespacedStores: true}}
+	f.r.Fetcher = fetch.New(provider.NewRegistry(f.backend), kube, f.c, fetch.Options{Clock: f.clock})
+	store := &v1alpha1.SecretStore{}
+	if err := f.c.Get(context.Background(), client.ObjectKey{Namespace: testNS, Name: "mem"}, store); err != nil {
+		f.t.Fatal(err)
+	}
+	h, err := f.r.Fetcher.For(context.Background(), store, testNS)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.h = h
+	for name := range f.due {
+		f.due[name] = f.clock.Now()
+	}
+}
+
+// TestMultiKeyRestartReadsEachKeyOnce: after an operator restart mid-interval, the
+// multi-key ExternalSecret's first refresh waits for the last of its keys' slots, so
+// in the interval after the restart every key is still read exactly once (by the
+// read-ahead, for its own slot) and nothing is written. At its earliest key's slot it
+// would read the keys whose latest slot was before the restart (a restart herd).
+func TestMultiKeyRestartReadsEachKeyOnce(t *testing.T) {
+	const interval = 20 * time.Minute
+	keys := []string{"k2", "db", "k1"} // slots :03:37, :08:38, :18:35 past each 20 minutes
+	start := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	multi := kvES("multi", "")
+	multi.Spec.Data = nil
+	for _, k := range keys {
+		multi.Spec.Data = append(multi.Spec.Data, v1alpha1.DataItem{SecretKey: k, RemoteRef: &v1alpha1.RemoteRef{Key: k}})
+	}
+	objs := []client.Object{multi}
+	for _, k := range keys {
+		objs = append(objs, kvES("single-"+k, k))
+	}
+	for _, o := range objs {
+		o.(*v1alpha1.ExternalSecret).Spec.RefreshInterval = &metav1.Duration{Duration: interval}
+	}
+	f := newFleet(t, start, objs...)
+	for _, k := range keys {
+		f.backend.Put(k, []byte(k+"-v1"), nil)
+	}
+	const step = 250 * time.Millisecond
+	f.runUntil(start.Add(2*interval+5*time.Minute), step) // synced, then restart at :05
+	f.restart()
+	before, w := map[string]int{}, f.writes()
+	for _, k := range keys {
+		before[k] = f.backend.KeyCalls(k)
+	}
+	end := f.clock.Now().Add(interval)
+	f.runUntil(end, step)
+	for _, k := range keys {
+		if got := f.backend.KeyCalls(k) - before[k]; got != 1 {
+			t.Fatalf("key %s read %d times in the interval after the restart, want 1", k, got)
+		}
+	}
+	if got := f.writes() - w; got != 0 {
+		t.Fatalf("%d Kubernetes writes after the restart, want 0 (%v)", got, f.env.writes)
+	}
+}

@@ -146,6 +146,16 @@ func keySlots(es *v1alpha1.ExternalSecret, now time.Time, interval time.Duration
 	return out
 }
 
+// latest is the last of slots: the first refresh after start-up of an ExternalSecret
+// reading several keys (see sync's waitForSlot); zero when there is none.
+func latest(slots []keySlot) time.Time {
+	var last time.Time
+	for _, s := range slots {
+		last = maxTime(last, s.next)
+	}
+	return last
+}
+
 // earliest is the first of slots (es's next refresh); zero when there is none.
 func earliest(slots []keySlot) time.Time {
 	var next time.Time

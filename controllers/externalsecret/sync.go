@@ -112,8 +112,13 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	case waitForSlot:
 		// First look since start-up and nothing is wrong: wait for this object's slot
 		// instead of hitting the backend now (no herd on restart).
+		// One reading several keys waits for the last of its keys' slots: by then the
+		// read-ahead has read every key for its own slot since start-up, so the refresh
+		// reads nothing (at an earlier slot it would read the keys whose latest slot
+		// was before the restart: a herd). A change reaches the Secret up to one
+		// interval later than usual, once.
 		ks := keySlots(es, now, slots, afterStart)
-		r.mem.put(es.UID, memory{next: afterStartup(earliest(ks), now, interval), generation: es.Generation, forceSync: mem.forceSync})
+		r.mem.put(es.UID, memory{next: afterStartup(latest(ks), now, interval), generation: es.Generation, forceSync: mem.forceSync})
 		r.expect(ctx, es, store, ks, interval)
 		return keep()
 	case skip:
