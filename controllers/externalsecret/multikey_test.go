@@ -13,7 +13,6 @@ import (
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/fetch"
-	"github.com/secretsync/secretsync/internal/provider"
 )
 
 // fleet runs the Reconciler as the workqueue would, on the fake clock: every
@@ -31,21 +30,28 @@ func newFleet(t *testing.T, start time.Time, objs ...client.Object) *fleet {
 	t.Helper()
 	e := newEnv(t, objs...)
 	e.clock.SetTime(start)
-	kube := provider.KubeClient{Reader: e.c, Writer: e.c, Policy: provider.IdentityPolicy{AllowAmbientInNamespacedStores: true}}
-	e.r.Fetcher = fetch.New(provider.NewRegistry(e.backend), kube, e.c, fetch.Options{Clock: e.clock})
-	store := &v1alpha1.SecretStore{}
-	if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: testNS, Name: "mem"}, store); err != nil {
-		t.Fatal(err)
-	}
-	h, err := e.r.Fetcher.For(context.Background(), store, testNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fleet{env: e, h: h, due: map[string]time.Time{}}
+	f := &fleet{env: e, due: map[string]time.Time{}}
+	f.newFetcher()
 	for _, o := range objs {
 		f.due[o.GetName()] = start
 	}
 	return f
+}
+
+// newFetcher gives the reconciler a fetch layer on the fake clock, and keeps its
+// handle of the store to see when its scheduler has settled.
+func (f *fleet) newFetcher() {
+	f.t.Helper()
+	f.fetchOnFakeClock()
+	store := &v1alpha1.SecretStore{}
+	if err := f.c.Get(context.Background(), client.ObjectKey{Namespace: testNS, Name: "mem"}, store); err != nil {
+		f.t.Fatal(err)
+	}
+	h, err := f.r.Fetcher.For(context.Background(), store, testNS)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.h = h
 }
 
 func (f *fleet) settle() {
@@ -132,22 +138,7 @@ func TestMultiKeyReadsEachKeyOncePerInterval(t *testing.T) {
 	// 20 minutes (their hashes); db, the 2nd key, comes after k2's slot.
 	keys := []string{"k2", "db", "k1"}
 	start := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) // an interval boundary
-	multi := kvES("multi", "")
-	multi.Spec.Data = nil
-	for _, k := range keys {
-		multi.Spec.Data = append(multi.Spec.Data, v1alpha1.DataItem{SecretKey: k, RemoteRef: &v1alpha1.RemoteRef{Key: k}})
-	}
-	objs := []client.Object{multi}
-	for _, k := range keys {
-		objs = append(objs, kvES("single-"+k, k))
-	}
-	for _, o := range objs {
-		o.(*v1alpha1.ExternalSecret).Spec.RefreshInterval = &metav1.Duration{Duration: interval}
-	}
-	f := newFleet(t, start, objs...)
-	for _, k := range keys {
-		f.backend.Put(k, []byte(k+"-v1"), nil)
-	}
+	f := multiKeyFleet(t, start, interval, keys)
 	const step = 250 * time.Millisecond // below the read-ahead's 1 s margin before a slot
 	reads := func() map[string]int {
 		m := map[string]int{}
@@ -247,37 +238,10 @@ func TestMultiKeyMixAtTheFloor(t *testing.T) {
 	}
 }
 
-// restart drops the process's memory and the fetch layer's cache, as an operator
-// restart does, and makes every ExternalSecret due for its first look.
-func (f *fleet) restart() {
-	f.t.Helper()
-	f.r.Fetcher.Forget(context.Background(), string(v1alpha1.KindSecretStore), testNS, "mem") // the old process's read-ahead stops
-	f.env.restart()
-	kube := provider.KubeClient{Reader: f.c, Writer: f.c, Policy: provider.IdentityPolicy{AllowAmbientInNamespacedStores: true}}
-	f.r.Fetcher = fetch.New(provider.NewRegistry(f.backend), kube, f.c, fetch.Options{Clock: f.clock})
-	store := &v1alpha1.SecretStore{}
-	if err := f.c.Get(context.Background(), client.ObjectKey{Namespace: testNS, Name: "mem"}, store); err != nil {
-		f.t.Fatal(err)
-	}
-	h, err := f.r.Fetcher.For(context.Background(), store, testNS)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.h = h
-	for name := range f.due {
-		f.due[name] = f.clock.Now()
-	}
-}
-
-// TestMultiKeyRestartReadsEachKeyOnce: after an operator restart mid-interval, the
-// multi-key ExternalSecret's first refresh waits for the last of its keys' slots, so
-// in the interval after the restart every key is still read exactly once (by the
-// read-ahead, for its own slot) and nothing is written. At its earliest key's slot it
-// would read the keys whose latest slot was before the restart (a restart herd).
-func TestMultiKeyRestartReadsEachKeyOnce(t *testing.T) {
-	const interval = 20 * time.Minute
-	keys := []string{"k2", "db", "k1"} // slots :03:37, :08:38, :18:35 past each 20 minutes
-	start := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+// multiKeyFleet: ExternalSecret "multi" reads all keys, "single-<key>" one each, all
+// every interval; every key holds "<key>-v1".
+func multiKeyFleet(t *testing.T, start time.Time, interval time.Duration, keys []string) *fleet {
+	t.Helper()
 	multi := kvES("multi", "")
 	multi.Spec.Data = nil
 	for _, k := range keys {
@@ -294,6 +258,31 @@ func TestMultiKeyRestartReadsEachKeyOnce(t *testing.T) {
 	for _, k := range keys {
 		f.backend.Put(k, []byte(k+"-v1"), nil)
 	}
+	return f
+}
+
+// restart drops the process's memory and the fetch layer's cache, as an operator
+// restart does, and makes every ExternalSecret due for its first look.
+func (f *fleet) restart() {
+	f.t.Helper()
+	f.r.Fetcher.Forget(context.Background(), string(v1alpha1.KindSecretStore), testNS, "mem") // the old process's read-ahead stops
+	f.env.restart()
+	f.newFetcher()
+	for name := range f.due {
+		f.due[name] = f.clock.Now()
+	}
+}
+
+// TestMultiKeyRestartReadsEachKeyOnce: after an operator restart mid-interval, the
+// multi-key ExternalSecret's first refresh waits for the last of its keys' slots, so
+// in the interval after the restart every key is still read exactly once (by the
+// read-ahead, for its own slot) and nothing is written. At its earliest key's slot it
+// would read the keys whose latest slot was before the restart (a restart herd).
+func TestMultiKeyRestartReadsEachKeyOnce(t *testing.T) {
+	const interval = 20 * time.Minute
+	keys := []string{"k2", "db", "k1"} // slots :03:37, :08:38, :18:35 past each 20 minutes
+	start := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	f := multiKeyFleet(t, start, interval, keys)
 	const step = 250 * time.Millisecond
 	f.runUntil(start.Add(2*interval+5*time.Minute), step) // synced, then restart at :05
 	f.restart()
