@@ -32,7 +32,7 @@ import (
 // Leader election timing. A killed leader is replaced after about the lease duration
 // plus up to two retry periods, plus the second the new leader's controllers take to
 // start: controller-runtime's defaults (15 s, 10 s, 2 s) measured 15.4–18.8 s in the
-// fault soak, too close to its 20 s target under load; these measured
+// fault soak, too close to its 20 s target under load; these measured 12.4–14.6 s
 // (docs/soak.md). The renew deadline stays well above an API server restart (the soak
 // restarts it for 2–6 s): a leader that cannot renew within it exits, and a
 // replacement replica takes over.
