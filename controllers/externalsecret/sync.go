@@ -255,22 +255,22 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 	}
 	if o != nil {
 		if len(f.notFound) > 0 && es.Status.SyncedAt != nil {
-			return unwritten(r.remoteGone(ctx, es, sc.existing, *o), f)
+			return unwritten(r.remoteGone(ctx, es, sc.existing, *o), f, sc.leases)
 		}
-		return unwritten(*o, f)
+		return unwritten(*o, f, sc.leases)
 	}
 	want, o := render(es, f.data)
 	if o != nil {
-		return unwritten(*o, f)
+		return unwritten(*o, f, sc.leases)
 	}
 	changed, existing, o := r.write(ctx, es, sc.existing, want)
 	if o != nil {
-		return unwritten(*o, f)
+		return unwritten(*o, f, sc.leases)
 	}
 	sc.existing = existing // create-first: a target found on AlreadyExists counts as existing
 	sum, err := r.Hasher.Sum(ctx, want.data, nil)
 	if err != nil {
-		return unwritten(failTransient(v1alpha1.ReasonKubernetesError, "status.dataHash: %v", err), f)
+		return unwritten(failTransient(v1alpha1.ReasonKubernetesError, "status.dataHash: %v", err), f, sc.leases)
 	}
 	out := outcome{kind: synced, done: syncResult{changed: changed, sources: f.sources, dataHash: sum,
 		target: targetName(es), leases: f.leases, dynamicData: f.dynamicData}}
@@ -296,19 +296,38 @@ func (r *Reconciler) refresh(ctx context.Context, sc *scope) outcome {
 
 // unwritten carries the leases of a refresh that failed after it issued or renewed
 // credentials (the Secret write failed, the API server was down, another source
-// failed) into the outcome, superseded ones first, and their data, so that sync
-// remembers them: the retry then writes these credentials instead of issuing new
-// ones each time (a lease leaked per retry), and revokes the superseded ones after
-// that write. They stay in memory only: the target does not hold them, so status
-// must not claim it does. A restart before the retry leaves them to expire.
-func unwritten(o outcome, f *fetched) outcome {
-	if len(f.leases) == 0 && len(f.superseded) == 0 {
+// failed) into the outcome, with their data, so that sync remembers them: the retry
+// then writes these credentials instead of issuing new ones each time (a lease
+// leaked per retry). The list is the leases known before (prior) with the renewed
+// ones updated, and the issued ones last: an older lease of a path is superseded
+// (revoked after the retry's write), and a path whose source failed keeps its lease.
+// They stay in memory only: the target does not hold them, so status must not claim
+// it does. A restart before the retry leaves them to expire.
+func unwritten(o outcome, f *fetched, prior []v1alpha1.LeaseStatus) outcome {
+	if len(f.leases) == 0 {
 		return o
 	}
-	o.done.leases = append(append([]v1alpha1.LeaseStatus{}, f.superseded...), f.leases...)
+	o.done.leases = mergeLeases(prior, f.leases)
 	o.done.dynamicData = f.dynamicData
 	o.done.issued = f.issued
 	return o
+}
+
+// mergeLeases is prior without the leases now, then now: a renewed lease (same id)
+// appears once, with its new expiry; a re-issued path keeps its old lease before the
+// new one (currentLease takes the last).
+func mergeLeases(prior, now []v1alpha1.LeaseStatus) []v1alpha1.LeaseStatus {
+	ids := make(map[string]bool, len(now))
+	for _, l := range now {
+		ids[l.ID] = true
+	}
+	out := make([]v1alpha1.LeaseStatus, 0, len(prior)+len(now))
+	for _, l := range prior {
+		if !ids[l.ID] {
+			out = append(out, l)
+		}
+	}
+	return append(out, now...)
 }
 
 // remoteGone applies deletionPolicy once the backend says a remote secret no longer

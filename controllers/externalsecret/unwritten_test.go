@@ -3,12 +3,17 @@ package externalsecret
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/secretsync/secretsync/api/v1alpha1"
 )
 
 // TestIssuedButUnwritten: new credentials were issued but the Secret write failed (the
@@ -116,4 +121,36 @@ func TestRevokeUnwrittenAtShutdown(t *testing.T) {
 			t.Fatalf("revoked %d after the retry wrote them, want 0", n)
 		}
 	})
+}
+
+func TestMergeLeases(t *testing.T) {
+	l := func(id, path string, exp int) v1alpha1.LeaseStatus {
+		return v1alpha1.LeaseStatus{ID: id, Path: path, ExpiresAt: metav1.NewTime(time.Unix(int64(exp), 0))}
+	}
+	cases := []struct {
+		name         string
+		prior, now   []v1alpha1.LeaseStatus
+		want         []string // id@expiry in order
+		wantCurrentA string
+	}{
+		{"renewed: once, new expiry", []v1alpha1.LeaseStatus{l("a1", "a", 1)}, []v1alpha1.LeaseStatus{l("a1", "a", 2)}, []string{"a1@2"}, "a1"},
+		{"re-issued: old before new", []v1alpha1.LeaseStatus{l("a1", "a", 1)}, []v1alpha1.LeaseStatus{l("a2", "a", 3)}, []string{"a1@1", "a2@3"}, "a2"},
+		{"another path's source failed: its lease stays", []v1alpha1.LeaseStatus{l("a1", "a", 1), l("b1", "b", 1)}, []v1alpha1.LeaseStatus{l("a2", "a", 3)}, []string{"a1@1", "b1@1", "a2@3"}, "a2"},
+		{"retry after a failed write: the unwritten one is renewed in place", []v1alpha1.LeaseStatus{l("a1", "a", 1), l("a2", "a", 3)}, []v1alpha1.LeaseStatus{l("a2", "a", 4)}, []string{"a1@1", "a2@4"}, "a2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := mergeLeases(c.prior, c.now)
+			var ids []string
+			for _, x := range got {
+				ids = append(ids, fmt.Sprintf("%s@%d", x.ID, x.ExpiresAt.Unix()))
+			}
+			if strings.Join(ids, ",") != strings.Join(c.want, ",") {
+				t.Fatalf("merged %v, want %v", ids, c.want)
+			}
+			if cur := currentLease(got, "a"); cur == nil || cur.ID != c.wantCurrentA {
+				t.Fatalf("current lease of a = %+v, want %s", cur, c.wantCurrentA)
+			}
+		})
+	}
 }
