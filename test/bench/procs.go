@@ -426,34 +426,51 @@ type kubeWrites struct {
 	ByKind map[string]int `json:"by_verb_resource"`
 }
 
-func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {
-	kw := kubeWrites{ByKind: map[string]int{}}
-	err := readLines(path, from, to, func(line []byte) {
-		var e struct {
-			Stage string `json:"stage"`
-			Verb  string `json:"verb"`
-			User  struct {
-				Username string `json:"username"`
-			} `json:"user"`
-			ObjectRef struct {
-				Resource    string `json:"resource"`
-				Subresource string `json:"subresource"`
-			} `json:"objectRef"`
-		}
+// auditEvent is what the counters below read of a kube-apiserver audit log line.
+type auditEvent struct {
+	Stage string `json:"stage"`
+	Verb  string `json:"verb"`
+	User  struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	ObjectRef struct {
+		APIGroup    string `json:"apiGroup"`
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+	ResponseStatus struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+}
+
+// forUser calls fn with every completed request of user in the audit log between
+// from and to.
+func forUser(path, user string, from, to int64, fn func(e *auditEvent)) error {
+	return readLines(path, from, to, func(line []byte) {
+		var e auditEvent
 		if json.Unmarshal(line, &e) != nil || e.Stage != "ResponseComplete" || e.User.Username != user {
 			return
 		}
+		fn(&e)
+	})
+}
+
+// resource is "resource[/subresource]".
+func (e *auditEvent) resource() string {
+	if e.ObjectRef.Subresource != "" {
+		return e.ObjectRef.Resource + "/" + e.ObjectRef.Subresource
+	}
+	return e.ObjectRef.Resource
+}
+
+func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {
+	kw := kubeWrites{ByKind: map[string]int{}}
+	err := forUser(path, user, from, to, func(e *auditEvent) {
 		switch e.Verb {
 		case "create", "update", "patch", "delete", "deletecollection":
-		default:
-			return
+			kw.Total++
+			kw.ByKind[e.Verb+" "+e.resource()]++
 		}
-		r := e.ObjectRef.Resource
-		if e.ObjectRef.Subresource != "" {
-			r += "/" + e.ObjectRef.Subresource
-		}
-		kw.Total++
-		kw.ByKind[e.Verb+" "+r]++
 	})
 	return kw, err
 }
@@ -462,29 +479,8 @@ func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {
 // code" (the audit policy logs the operator's gets and lists too, not its watches).
 func countKubeRequests(path, user string, from, to int64) (map[string]int, error) {
 	out := map[string]int{}
-	err := readLines(path, from, to, func(line []byte) {
-		var e struct {
-			Stage string `json:"stage"`
-			Verb  string `json:"verb"`
-			User  struct {
-				Username string `json:"username"`
-			} `json:"user"`
-			ObjectRef struct {
-				Resource    string `json:"resource"`
-				Subresource string `json:"subresource"`
-			} `json:"objectRef"`
-			ResponseStatus struct {
-				Code int `json:"code"`
-			} `json:"responseStatus"`
-		}
-		if json.Unmarshal(line, &e) != nil || e.Stage != "ResponseComplete" || e.User.Username != user {
-			return
-		}
-		r := e.ObjectRef.Resource
-		if e.ObjectRef.Subresource != "" {
-			r += "/" + e.ObjectRef.Subresource
-		}
-		out[fmt.Sprintf("%s %s %d", e.Verb, r, e.ResponseStatus.Code)]++
+	err := forUser(path, user, from, to, func(e *auditEvent) {
+		out[fmt.Sprintf("%s %s %d", e.Verb, e.resource(), e.ResponseStatus.Code)]++
 	})
 	return out, err
 }
@@ -492,18 +488,8 @@ func countKubeRequests(path, user string, from, to int64) (map[string]int, error
 // countWorkloadCalls counts user's LISTs and PATCHes of Deployments, StatefulSets
 // and DaemonSets in the audit log between from and to (rollout discovery and restarts).
 func countWorkloadCalls(path, user string, from, to int64) (lists, patches int, err error) {
-	err = readLines(path, from, to, func(line []byte) {
-		var e struct {
-			Stage string `json:"stage"`
-			Verb  string `json:"verb"`
-			User  struct {
-				Username string `json:"username"`
-			} `json:"user"`
-			ObjectRef struct {
-				APIGroup string `json:"apiGroup"`
-			} `json:"objectRef"`
-		}
-		if json.Unmarshal(line, &e) != nil || e.Stage != "ResponseComplete" || e.User.Username != user || e.ObjectRef.APIGroup != "apps" {
+	err = forUser(path, user, from, to, func(e *auditEvent) {
+		if e.ObjectRef.APIGroup != "apps" {
 			return
 		}
 		switch e.Verb {
