@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -35,8 +36,11 @@ func (s seeder) Start(ctx context.Context) error {
 // store resolution and admission are the reconcile's own (resolveStore), so a key
 // the store does not allow is never read ahead.
 func (r *Reconciler) seed(ctx context.Context) {
+	// The cache's own objects, not deep copies: a copy of every ExternalSecret at once
+	// was the operator's memory peak after a restart (about 17 MB more live heap at
+	// 10,000, docs/benchmarks.md). The pass only reads them.
 	var list v1alpha1.ExternalSecretList
-	if err := r.Client.List(ctx, &list); err != nil {
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "list ExternalSecrets to seed the read-ahead")
 		return
 	}

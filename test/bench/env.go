@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -163,7 +164,8 @@ type operatorProc struct {
 	rss    *rssSampler
 	probe  string
 	binary string
-	pprof  string // base URL of /debug/pprof
+	pprof   string // base URL of /debug/pprof
+	metrics string // URL of /metrics
 }
 
 // saveHeap writes the operator's heap profile to dir/name (BENCH_PROFILE_DIR), for
@@ -204,6 +206,58 @@ func (o *operatorProc) saveHeap(ctx context.Context, dir, name string) {
 			_ = os.WriteFile(filepath.Join(dir, strings.TrimSuffix(name, ".pb.gz")+".txt"), b, 0o644)
 		}
 	}
+}
+
+// saveCPU writes a CPU profile of the operator's next d to dir/name (BENCH_PROFILE_DIR)
+// in the background; a failure is reported, not fatal.
+func (o *operatorProc) saveCPU(ctx context.Context, dir, name string, d time.Duration) {
+	if dir == "" {
+		return
+	}
+	go func() {
+		resp, err := httpGet(ctx, fmt.Sprintf("%s/profile?seconds=%d", o.pprof, int(d.Seconds())))
+		if err != nil {
+			logf("cpu profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		}
+		if err != nil {
+			logf("cpu profile: %v", err)
+			return
+		}
+		logf("cpu profile written to %s", filepath.Join(dir, name))
+	}()
+}
+
+// readyGauge is the operator's count of ExternalSecrets whose Ready condition it
+// last computed True (secretsync_externalsecret_ready{condition="True"}): read from
+// its metrics endpoint, it costs the API server nothing.
+func (o *operatorProc) readyGauge(ctx context.Context) (int, error) {
+	resp, err := httpGet(ctx, o.metrics)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return parseReadyGauge(string(b))
+}
+
+func parseReadyGauge(text string) (int, error) {
+	const series = `secretsync_externalsecret_ready{condition="True"} `
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, series); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f), err
+		}
+	}
+	return 0, nil // no ExternalSecret computed yet
 }
 
 // httpGet is http.Get bound to ctx.
@@ -256,13 +310,16 @@ func startOperator(bin, kubeconfig, dir string, extra []string, cl *cleanups) (*
 		env = append(env, kv)
 	}
 	env = append(env, "KUBECONFIG="+kubeconfig)
+	// BENCH_OPERATOR_ENV (e.g. GODEBUG=gctrace=1) reaches the operator only, not the
+	// control plane or OpenBao the benchmark also starts.
+	env = append(env, strings.Fields(os.Getenv("BENCH_OPERATOR_ENV"))...)
 	cmd.Env = env
 	p, err := startProc("operator", cmd, filepath.Join(dir, "operator.log"))
 	if err != nil {
 		return nil, err
 	}
 	op := &operatorProc{p: p, rss: sampleRSS(p.pid()), probe: fmt.Sprintf("http://127.0.0.1:%d/readyz", hp), binary: bin,
-		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pp)}
+		pprof: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pp), metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mp)}
 	cl.add(op.stop)
 	return op, nil
 }

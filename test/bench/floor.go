@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -22,8 +27,22 @@ import (
 // operator starts, so it never sees them.
 const floorNamespace = "bench-floor"
 
-// floorWorkers is the null operator's pool: the operator's default --concurrent.
-const floorWorkers = 20
+// floorWorkers is the null operator's pool: the operator's --concurrent, its default
+// unless BENCH_OPERATOR_ARGS sets it, so both sides have the same number of requests
+// in flight.
+func floorWorkers(operatorArgs []string) int {
+	n := 20 // main.go's default
+	for i, a := range operatorArgs {
+		v, ok := strings.CutPrefix(a, "--concurrent=")
+		if !ok && a == "--concurrent" && i+1 < len(operatorArgs) {
+			v, ok = operatorArgs[i+1], true
+		}
+		if w, err := strconv.Atoi(v); ok && err == nil && w > 0 {
+			n = w
+		}
+	}
+	return n
+}
 
 // floorResult is the null operator's run: the API server's own limit for the cold
 // burst on this control plane, measured before the operator starts.
@@ -40,9 +59,21 @@ type floorResult struct {
 // reference and data size) and merge-patch the status to Ready (same fields) — from
 // a pool of floorWorkers fed by the creates, timed from the first create until the
 // last status patch returned. It costs nothing else: no watch, no cache, no backend.
-func runFloor(ctx context.Context, c client.Client, cfg config, cpuPIDs map[string]int) (*floorResult, error) {
+//
+// With watched (BENCH_FLOOR_WATCH=1, a second run after the first) the null operator
+// also keeps what any controller of these objects keeps open while it works, and the
+// benchmark its readiness watch: see watchFloor. The difference between the two runs
+// is the API server's cost of serving the watches, which no operator can avoid.
+func runFloor(ctx context.Context, c client.Client, kcfg *rest.Config, cfg config, cpuPIDs map[string]int, watched bool) (*floorResult, error) {
 	if err := ensureNS(ctx, c, floorNamespace); err != nil {
 		return nil, err
+	}
+	if watched {
+		stop, err := watchFloor(ctx, kcfg)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
 	}
 	res := &floorResult{LoadAvg: loadAvg()}
 	cpu0 := cpuNow(cpuPIDs)
@@ -58,7 +89,7 @@ func runFloor(ctx context.Context, c client.Client, cfg config, cpuPIDs map[stri
 	}
 	t0 := time.Now()
 	var workers sync.WaitGroup
-	for range floorWorkers {
+	for range floorWorkers(cfg.OperatorArgs) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -107,6 +138,56 @@ func runFloor(ctx context.Context, c client.Client, cfg config, cpuPIDs map[stri
 		return res, fmt.Errorf("floor: delete Secrets: %w", err)
 	}
 	return res, nil
+}
+
+// watchFloor opens, in floorNamespace, the operator's two watches (its informers on
+// ExternalSecrets and on Secrets with the managed label, managedFields stripped as
+// the operator strips them) and the benchmark's readiness watch on ExternalSecrets:
+// two caches, because one cache opens one watch per kind. Events are decoded and
+// dropped. It returns once all have synced.
+func watchFloor(ctx context.Context, kcfg *rest.Config) (func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var done []chan struct{}
+	stop := func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+	}
+	ns := map[string]cache.Config{floorNamespace: {}}
+	operatorLike := cache.Options{Scheme: newScheme(), DefaultNamespaces: ns,
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManaged: "true"})},
+		}}
+	readinessLike := cache.Options{Scheme: newScheme(), DefaultNamespaces: ns}
+	for _, w := range []struct {
+		opts  cache.Options
+		kinds []client.Object
+	}{
+		{operatorLike, []client.Object{&v1alpha1.ExternalSecret{}, &corev1.Secret{}}},
+		{readinessLike, []client.Object{&v1alpha1.ExternalSecret{}}},
+	} {
+		ch, err := cache.New(kcfg, w.opts)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		for _, k := range w.kinds {
+			if _, err := ch.GetInformer(ctx, k); err != nil {
+				stop()
+				return nil, err
+			}
+		}
+		d := make(chan struct{})
+		done = append(done, d)
+		go func() { defer close(d); _ = ch.Start(ctx) }()
+		if !ch.WaitForCacheSync(ctx) {
+			stop()
+			return nil, errors.New("floor: watches did not sync")
+		}
+	}
+	return stop, nil
 }
 
 // floorSync makes the operator's two writes for a new ExternalSecret g.

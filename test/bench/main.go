@@ -29,7 +29,8 @@
 // BENCH_LATENCY (20ms, every AWS call), BENCH_REFRESH (1m, refreshInterval of the
 // ExternalSecrets), BENCH_NEW (100), BENCH_BIG_SECRETS (2000), BENCH_HERD (60s),
 // BENCH_VAULT_AUTH (approle|token), BENCH_OPERATOR_ARGS (extra operator flags),
-// BENCH_KEEP=1 (keep the work directory), BENCH_PROFILE_DIR (heap profiles), BENCH_COLD_ONLY=1 (stop after the cold
+// BENCH_KEEP=1 (keep the work directory), BENCH_PROFILE_DIR (heap profiles, and a CPU profile of the
+// cold burst's first 30 s), BENCH_OPERATOR_ENV (KEY=VALUE ..., the operator's only), BENCH_COLD_ONLY=1 (stop after the cold
 // burst), BENCH_CES_NAMESPACES (1000; 0 skips the ClusterExternalSecret phase, run last),
 // BENCH_CES_ONLY=1 (only that phase), BENCH_MULTI (20: percent of ExternalSecrets
 // reading 3–5 keys). The last line of stdout is one JSON object.
@@ -65,6 +66,7 @@ type config struct {
 	ProfileDir   string
 	ColdOnly     bool
 	Floor        bool // measure the null operator first (floor.go)
+	FloorWatch   bool // and again with the watches open (floor.go, watchFloor)
 	// CESNamespaces: namespaces of the ClusterExternalSecret phase (0 skips it);
 	// CESOnly skips every other phase.
 	CESNamespaces int
@@ -108,6 +110,7 @@ func parseConfig() config {
 	flag.StringVar(&c.VaultAuth, "vault-auth", va, "approle or token (BENCH_VAULT_AUTH)")
 	opArgs := flag.String("operator-args", os.Getenv("BENCH_OPERATOR_ARGS"), "extra operator flags, space separated (BENCH_OPERATOR_ARGS)")
 	flag.BoolVar(&c.Floor, "floor", os.Getenv("BENCH_FLOOR") != "0", "measure the null operator before the cold burst (BENCH_FLOOR=0 skips it)")
+	flag.BoolVar(&c.FloorWatch, "floor-watch", os.Getenv("BENCH_FLOOR_WATCH") == "1", "measure the null operator a second time with the operator's and the readiness watches open (BENCH_FLOOR_WATCH=1)")
 	flag.BoolVar(&c.ColdOnly, "cold-only", os.Getenv("BENCH_COLD_ONLY") == "1", "stop after the cold burst (BENCH_COLD_ONLY=1)")
 	flag.IntVar(&c.CESNamespaces, "ces-namespaces", envInt("BENCH_CES_NAMESPACES", 1000), "namespaces of the ClusterExternalSecret phase, 0 skips it (BENCH_CES_NAMESPACES)")
 	flag.BoolVar(&c.CESOnly, "ces-only", os.Getenv("BENCH_CES_ONLY") == "1", "run only the ClusterExternalSecret phase (BENCH_CES_ONLY=1)")

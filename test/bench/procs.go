@@ -428,15 +428,17 @@ type kubeWrites struct {
 
 // auditEvent is what the counters below read of a kube-apiserver audit log line.
 type auditEvent struct {
-	Stage string `json:"stage"`
-	Verb  string `json:"verb"`
-	User  struct {
+	Stage          string    `json:"stage"`
+	StageTimestamp time.Time `json:"stageTimestamp"`
+	Verb           string    `json:"verb"`
+	User           struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	ObjectRef struct {
 		APIGroup    string `json:"apiGroup"`
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
+		Namespace   string `json:"namespace"`
 	} `json:"objectRef"`
 	ResponseStatus struct {
 		Code int `json:"code"`
@@ -461,6 +463,20 @@ func (e *auditEvent) resource() string {
 		return e.ObjectRef.Resource + "/" + e.ObjectRef.Subresource
 	}
 	return e.ObjectRef.Resource
+}
+
+// lastStatusPatch is when the API server completed user's last status patch of an
+// ExternalSecret in namespace: the cold burst's end, read from the audit log instead
+// of a watch (see waitColdReady).
+func lastStatusPatch(path, user, namespace string, from, to int64) (time.Time, error) {
+	var last time.Time
+	err := forUser(path, user, from, to, func(e *auditEvent) {
+		if e.Verb == "patch" && e.resource() == "externalsecrets/status" && e.ObjectRef.Namespace == namespace &&
+			e.ResponseStatus.Code == 200 && e.StageTimestamp.After(last) {
+			last = e.StageTimestamp
+		}
+	})
+	return last, err
 }
 
 func countKubeWrites(path, user string, from, to int64) (kubeWrites, error) {

@@ -39,12 +39,19 @@ func report(r *results) {
 	} else {
 		row("cold burst: all Ready", "NOT MEASURED (%d of %d Ready)", r.ColdReady, r.N)
 	}
-	if f := r.Floor; f != nil && f.AllReadyS > 0 {
+	floorRow := func(name string, f *floorResult) {
 		parts := []string{}
 		for _, k := range sortedKeys(f.CPU) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", k, f.CPU[k]))
 		}
-		row("floor (null operator): all done", "%.2f s (creates %.2f s; CPU seconds %s; load average at start %s)", f.AllReadyS, f.CreateS, strings.Join(parts, ", "), f.LoadAvg)
+		row(name, "%.2f s (creates %.2f s; CPU seconds %s; load average at start %s)", f.AllReadyS, f.CreateS, strings.Join(parts, ", "), f.LoadAvg)
+	}
+	if f := r.Floor; f != nil && f.AllReadyS > 0 {
+		floorRow("floor (null operator): all done", f)
+		if fw := r.FloorWatched; fw != nil && fw.AllReadyS > 0 {
+			floorRow("floor with watches: all done", fw)
+			row("floor with watches / floor", "%.2f (the API server's cost of the watches alone)", fw.AllReadyS/f.AllReadyS)
+		}
 		row("cold burst / floor", "%.2f (target <= 1.2 at N = 3000, <= 1.3 at N = 10,000)", r.ColdVsFloor)
 	}
 	row("cold burst: RSS peak", "%.0f MiB", r.ColdRSSMiB)
