@@ -50,9 +50,11 @@ func main() {
 	o.DisableRollout = !enableRollout
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
-	if soft := operator.TuneMemory(os.Getenv, "/sys/fs/cgroup"); soft > 0 {
+	soft, settle := operator.TuneMemory(os.Getenv, "/sys/fs/cgroup")
+	if soft > 0 {
 		log.Info("Go memory limit set from the container's", "bytes", soft)
 	}
+	o.StartupSynced = settle
 
 	if o.OperatorNamespace == "" {
 		o.OperatorNamespace = "secretsync-system"

@@ -48,9 +48,12 @@ type Reconciler struct {
 	// RevocationTimeout bounds how long deletion retries lease revocation
 	// (0: DefaultRevocationTimeout).
 	RevocationTimeout time.Duration
-	ready             readyTracker
-	mem               memoryStore
-	unwritten         unwrittenLeases
+	// StartupSynced, when set, is called once after start-up: the caches have synced
+	// and the read-ahead is seeded (seed.go).
+	StartupSynced func()
+	ready         readyTracker
+	mem           memoryStore
+	unwritten     unwrittenLeases
 }
 
 // Reconcile: get → sync (fetch, render, write) → patch status if changed → schedule.

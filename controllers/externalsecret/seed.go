@@ -28,6 +28,11 @@ func (s seeder) Start(ctx context.Context) error {
 	if s.cache.WaitForCacheSync(ctx) {
 		s.r.seed(ctx)
 	}
+	// The seed's List waited for the ExternalSecret informer; the controller's other
+	// informers (Secrets) have started by now: wait for them too before saying synced.
+	if s.cache.WaitForCacheSync(ctx) && s.r.StartupSynced != nil {
+		s.r.StartupSynced()
+	}
 	return nil
 }
 

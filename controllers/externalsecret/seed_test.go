@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -93,5 +95,25 @@ func TestSeedReadsAheadBeforeReconcile(t *testing.T) {
 func waitQuiet(done func() bool) {
 	for i := 0; i < 50 && !done(); i++ {
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// syncedCache is a cache whose informers have all synced.
+type syncedCache struct{ cache.Cache }
+
+func (syncedCache) WaitForCacheSync(context.Context) bool { return true }
+
+// TestSeederSaysSynced: the start-up pass ends with StartupSynced (main ends the
+// start-up GOGC there), once, after the seed.
+func TestSeederSaysSynced(t *testing.T) {
+	e := newEnv(t, inSync(kvES("a", "k1")))
+	e.fetchOnFakeClock()
+	calls := 0
+	e.r.StartupSynced = func() { calls++ }
+	if err := (seeder{r: e.r, cache: syncedCache{}}).Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("StartupSynced called %d times, want 1", calls)
 	}
 }

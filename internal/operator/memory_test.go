@@ -51,17 +51,27 @@ func TestTuneMemory(t *testing.T) {
 		env       map[string]string
 		wantGC    int
 		wantLimit int64
+
+		wantAfter int // GOGC once settled
 	}{
-		{"defaults: GOGC 25, 90% of the cgroup limit", nil, DefaultGCPercent, 900000000},
-		{"GOGC and GOMEMLIMIT set: untouched", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, 100, 0},
+		{"defaults: GOGC 10 until settled, then 25; 90% of the cgroup limit", nil, StartupGCPercent, 900000000, DefaultGCPercent},
+		{"GOGC and GOMEMLIMIT set: untouched", map[string]string{"GOGC": "200", "GOMEMLIMIT": "1GiB"}, 100, 0, 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			debug.SetGCPercent(100)
-			if got := TuneMemory(env(c.env), root); got != c.wantLimit {
-				t.Fatalf("soft limit = %d, want %d", got, c.wantLimit)
+			soft, settle := TuneMemory(env(c.env), root)
+			if soft != c.wantLimit {
+				t.Fatalf("soft limit = %d, want %d", soft, c.wantLimit)
 			}
-			if got := debug.SetGCPercent(100); got != c.wantGC {
+			got := debug.SetGCPercent(100)
+			debug.SetGCPercent(got) // read, and put back for settle
+			if got != c.wantGC {
 				t.Fatalf("GOGC = %d, want %d", got, c.wantGC)
+			}
+			settle()
+			settle()
+			if got := debug.SetGCPercent(100); got != c.wantAfter {
+				t.Fatalf("GOGC after settle = %d, want %d", got, c.wantAfter)
 			}
 		})
 	}

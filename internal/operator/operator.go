@@ -90,6 +90,9 @@ type Options struct {
 	// Clock for the ExternalSecret controller and the fetch layer (nil: wall clock):
 	// one clock for refresh slots, read-ahead, cache ages and lease renewals.
 	Clock clock.Clock
+	// StartupSynced is called once the ExternalSecret controller's caches have synced
+	// after start-up and its read-ahead is seeded (main: end the start-up GOGC).
+	StartupSynced func()
 	// SkipNameValidation lets tests run several operators in one process
 	// (controller-runtime refuses a second controller with the same name otherwise).
 	SkipNameValidation bool
@@ -152,6 +155,7 @@ func New(cfg *rest.Config, o Options, reg *provider.Registry) (ctrl.Manager, err
 		// Bounds one reconcile, so no ExternalSecret holds a worker indefinitely.
 		ReconcileTimeout:  o.ReconcileTimeout,
 		RevocationTimeout: o.RevocationTimeout,
+		StartupSynced:     o.StartupSynced,
 	}
 	if !o.DisableRollout {
 		es.Rollout = externalsecret.NewRollout(mgr.GetClient(), mgr.GetAPIReader(), es.Recorder)
