@@ -160,10 +160,10 @@ func ensureNS(ctx context.Context, c client.Client, name string) error {
 // ---- the operator process
 
 type operatorProc struct {
-	p      *proc
-	rss    *rssSampler
-	probe  string
-	binary string
+	p       *proc
+	rss     *rssSampler
+	probe   string
+	binary  string
 	pprof   string // base URL of /debug/pprof
 	metrics string // URL of /metrics
 }
