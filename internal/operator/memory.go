@@ -17,7 +17,7 @@ import (
 const DefaultGCPercent = 25
 
 // StartupGCPercent is GOGC from process start until the ExternalSecret controller's
-// caches have synced and its start-up pass is done (Settle). A start decodes every
+// caches have synced and its start-up pass is done (TuneMemory's settle). A start decodes every
 // cached object in full, managedFields included: the cache's transform strips them
 // only once an informer's initial list is complete. For about a second the live heap
 // is then a third above its steady size (64 against 48 MB at 10,000 ExternalSecrets),

@@ -51,7 +51,6 @@ func TestTuneMemory(t *testing.T) {
 		env       map[string]string
 		wantGC    int
 		wantLimit int64
-
 		wantAfter int // GOGC once settled
 	}{
 		{"defaults: GOGC 10 until settled, then 25; 90% of the cgroup limit", nil, StartupGCPercent, 900000000, DefaultGCPercent},

@@ -852,21 +852,7 @@ func waitColdReady(ctx context.Context, c client.Client, op *operatorProc, names
 			full = 0
 		}
 		if full >= 2 {
-			var list v1alpha1.ExternalSecretList
-			if err := c.List(ctx, &list, client.InNamespace(benchNamespace)); err != nil {
-				return n, err
-			}
-			want := make(map[string]bool, len(names))
-			for _, name := range names {
-				want[name] = true
-			}
-			n = 0
-			for i := range list.Items {
-				if want[list.Items[i].Name] && isReady(&list.Items[i]) {
-					n++
-				}
-			}
-			if n == len(names) {
+			if n = countStillReady(ctx, c, names); n == len(names) {
 				return n, nil
 			}
 		}
