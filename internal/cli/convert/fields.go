@@ -66,14 +66,17 @@ func (n node) str(k string) string {
 
 // child takes an object field (ok=false when absent or not an object).
 func (n node) child(k string) (node, bool) {
+	// A missing child still carries the report and path: a caller that ignores ok
+	// gets a node whose reads are empty, not a nil report.
+	miss := node{path: n.at(k), r: n.r}
 	v, ok := n.take(k)
 	if !ok || v == nil {
-		return node{}, false
+		return miss, false
 	}
 	m, isMap := v.(map[string]any)
 	if !isMap {
 		n.r.fail(n.at(k), "expected an object")
-		return node{}, false
+		return miss, false
 	}
 	return node{m: m, path: n.at(k), r: n.r}, true
 }

@@ -18,6 +18,7 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte("---\n---\n"))
 	f.Add([]byte("apiVersion: external-secrets.io/v1\nkind: List\nitems: [{kind: ExternalSecret}]"))
 	f.Add([]byte("apiVersion: external-secrets.io/v1\nkind: ExternalSecret\nspec: {data: [1, {remoteRef: []}]}"))
+	f.Add([]byte("apiVersion: external-secrets.io/v1\nkind: SecretStore\nspec: {provider: {aws: null, vault: 1}}"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		res, err := Convert(bytes.NewReader(in), nil)
 		if err != nil {

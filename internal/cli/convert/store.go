@@ -55,14 +55,19 @@ func convertProvider(p node, cluster bool, ns string) map[string]any {
 	for k := range p.m {
 		switch k {
 		case "aws":
-			a, _ := p.child("aws")
-			out["aws"] = convertAWS(a, cluster, ns)
+			if a, ok := p.child("aws"); ok {
+				out["aws"] = convertAWS(a, cluster, ns)
+			}
 		case "vault":
-			v, _ := p.child("vault")
-			out["vault"] = convertVault(v, cluster, ns)
+			if v, ok := p.child("vault"); ok {
+				out["vault"] = convertVault(v, cluster, ns)
+			}
 		default:
 			p.unsupported(k, "provider "+k+" (secretsync has aws and vault)")
 		}
+	}
+	if len(out) == 0 {
+		p.r.fail(p.path, "no aws or vault provider")
 	}
 	p.done()
 	return out
