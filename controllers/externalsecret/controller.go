@@ -113,8 +113,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // refreshPriority: a scheduled refresh waits behind everything a watch event queued
 // (a new or edited ExternalSecret, a drifted Secret), so the steady stream of
 // thousands of scheduled refreshes does not delay the first sync of a new one.
-var refreshPriority = handler.LowPriority
+// renewalPriority: a lease renewal has a deadline (the lease expires, and new
+// credentials replace the ones in use), so it waits behind nothing. At refresh
+// priority a renewal waited out a 20 s lease behind a burst of Secret writes
+// (TestVaultHA, a slow shared machine) and the credentials were re-issued.
+var (
+	refreshPriority = handler.LowPriority
+	renewalPriority = 100
+)
 
 func (r *Reconciler) scheduled(es *v1alpha1.ExternalSecret) reconcile.Result {
-	return reconcile.Result{RequeueAfter: r.nextRefresh(es), Priority: &refreshPriority}
+	after, renewal := r.nextRefresh(es)
+	if renewal {
+		return reconcile.Result{RequeueAfter: after, Priority: &renewalPriority}
+	}
+	return reconcile.Result{RequeueAfter: after, Priority: &refreshPriority}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
 	"github.com/secretsync/secretsync/internal/fetch"
@@ -226,6 +227,43 @@ func TestCacheWindow(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := cacheWindow(c.interval); got != c.want || got != fetch.DefaultTiming().CacheWindow(c.interval) {
 				t.Fatalf("cacheWindow(%s) = %s, want %s (the fetch model's)", c.interval, got, c.want)
+			}
+		})
+	}
+}
+
+// TestRequeuePriority: a lease renewal is requeued ahead of everything (it has a
+// deadline); a refresh slot waits behind watch events.
+func TestRequeuePriority(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		es       *v1alpha1.ExternalSecret
+		leaseTTL time.Duration // 0: no dynamic source
+		want     int
+		wantIn   time.Duration // RequeueAfter at most
+	}{
+		{name: "refresh slot", es: kvES("kv", "app"), want: handler.LowPriority, wantIn: 3 * time.Hour / 2},
+		{name: "renewal before the slot", es: dynamicES("db", "database/creds/app"), leaseTTL: 20 * time.Minute, want: renewalPriority, wantIn: 14 * time.Minute},
+		{name: "slot before the renewal", es: dynamicES("db", "database/creds/app"), leaseTTL: 10 * time.Hour, want: handler.LowPriority, wantIn: 3 * time.Hour / 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, c.es)
+			e.backend.Put("app", []byte("v"), nil)
+			if c.leaseTTL > 0 {
+				e.backend.SetLeases(c.leaseTTL, true)
+			}
+			res, err := e.reconcile(c.es.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cond := e.ready(c.es.Name); cond == nil || cond.Status != metav1.ConditionTrue {
+				t.Fatalf("not Ready: %+v", cond)
+			}
+			if res.Priority == nil || *res.Priority != c.want {
+				t.Errorf("priority %v, want %d", res.Priority, c.want)
+			}
+			if res.RequeueAfter <= 0 || res.RequeueAfter > c.wantIn {
+				t.Errorf("RequeueAfter %s, want in (0, %s]", res.RequeueAfter, c.wantIn)
 			}
 		})
 	}

@@ -128,8 +128,9 @@ func (j *jitter) When(item reconcile.Request) time.Duration {
 func (j *jitter) Forget(item reconcile.Request)          { j.inner.Forget(item) }
 func (j *jitter) NumRequeues(item reconcile.Request) int { return j.inner.NumRequeues(item) }
 
-// nextRefresh is when to look again: the next refresh slot or lease renewal.
-func (r *Reconciler) nextRefresh(es *v1alpha1.ExternalSecret) time.Duration {
+// nextRefresh is when to look again: the next refresh slot or lease renewal, and
+// whether it is a renewal.
+func (r *Reconciler) nextRefresh(es *v1alpha1.ExternalSecret) (time.Duration, bool) {
 	now := r.Clock.Now()
 	next, leases := time.Time{}, es.Status.Leases
 	if m, ok := r.mem.get(es.UID); ok {
@@ -138,13 +139,14 @@ func (r *Reconciler) nextRefresh(es *v1alpha1.ExternalSecret) time.Duration {
 			leases = m.leases
 		}
 	}
-	if l := nextLeaseEvent(es, leases); !l.IsZero() && (next.IsZero() || l.Before(next)) {
-		next = l
+	renewal := false
+	if l := nextLeaseEvent(es, leases); !l.IsZero() && (next.IsZero() || !next.Before(l)) {
+		next, renewal = l, true
 	}
 	if next.IsZero() {
-		return 0 // refreshInterval 0: only watches (drift, force-sync, spec) wake us
+		return 0, false // refreshInterval 0: only watches (drift, force-sync, spec) wake us
 	}
-	return max(next.Sub(now), time.Second)
+	return max(next.Sub(now), time.Second), renewal
 }
 
 // readyTracker feeds the secretsync_externalsecret_ready gauge without per-object labels.

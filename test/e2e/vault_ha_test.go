@@ -271,9 +271,9 @@ func TestVaultHA(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("operator logs (vault, retry, lease lines):")
+			t.Logf("operator logs (vault, retry, lease lines; every line of the dynamic ExternalSecret):")
 			for _, l := range strings.Split(e.op.Logs(), "\n") {
-				if strings.Contains(l, "retry") || strings.Contains(l, "lease") || strings.Contains(l, "ERROR") {
+				if strings.Contains(l, "retry") || strings.Contains(l, "lease") || strings.Contains(l, "ERROR") || strings.Contains(l, `"name":"`+haDynamicES+`"`) {
 					t.Log(l)
 				}
 			}
