@@ -54,6 +54,7 @@ type Reconciler struct {
 	ready         readyTracker
 	mem           memoryStore
 	unwritten     unwrittenLeases
+	echoes        echoes // echo.go: our own Secret writes, not woken by their watch events
 }
 
 // Reconcile: get → sync (fetch, render, write) → patch status if changed → schedule.

@@ -39,7 +39,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		For(&v1alpha1.ExternalSecret{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// Only managed Secrets are cached (see main.go), so this watch costs nothing
 		// for unrelated Secrets; it repairs targets edited or deleted by hand.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(ownerOfSecret)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(ownerOfSecret), builder.WithPredicates(r.echoes.predicate())).
 		Watches(&v1alpha1.SecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf("ss"))).
 		Watches(&v1alpha1.ClusterSecretStore{}, handler.EnqueueRequestsFromMapFunc(r.usersOf("css"))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clusterUsersIn), builder.WithPredicates(predicate.LabelChangedPredicate{})).

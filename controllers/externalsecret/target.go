@@ -215,8 +215,10 @@ func (r *Reconciler) write(ctx context.Context, es *v1alpha1.ExternalSecret, exi
 // ours and the cache is behind) it is read and written as an existing target: a
 // foreign one is refused as if getTarget had read it.
 func (r *Reconciler) create(ctx context.Context, es *v1alpha1.ExternalSecret, want rendered) (bool, *corev1.Secret, *outcome) {
-	err := r.Client.Create(ctx, r.desired(es, nil, want))
+	s := r.desired(es, nil, want)
+	err := r.Client.Create(ctx, s)
 	if err == nil {
+		r.echoes.wrote(s)
 		return true, nil, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
@@ -260,6 +262,7 @@ func (r *Reconciler) update(ctx context.Context, es *v1alpha1.ExternalSecret, ex
 		o := kubeFailure("spec.target: update Secret "+strconv.Quote(targetName(es)), err)
 		return false, &o
 	}
+	r.echoes.wrote(s)
 	return true, nil
 }
 
