@@ -74,4 +74,7 @@ const (
 	AnnotationForceSync = "secretsync.dev/force-sync"
 	// FinalizerLeases guards revocation of dynamic-secret leases.
 	FinalizerLeases = "secretsync.dev/leases"
+	// FinalizerMergedKeys guards the removal of a Merge ExternalSecret's keys from
+	// its target when the ExternalSecret is deleted.
+	FinalizerMergedKeys = "secretsync.dev/merged-keys"
 )

@@ -29,17 +29,27 @@ func needsFinalizer(es *v1alpha1.ExternalSecret) bool {
 	return false
 }
 
-// ensureFinalizer adds or removes the lease finalizer to match the spec.
+// ensureFinalizer adds or removes the finalizers to match the spec: leases to
+// revoke, and a Merge ExternalSecret's keys to remove from its target.
 func (r *Reconciler) ensureFinalizer(ctx context.Context, es *v1alpha1.ExternalSecret) error {
-	want := needsFinalizer(es)
-	if want == controllerutil.ContainsFinalizer(es, v1alpha1.FinalizerLeases) {
-		return nil
-	}
 	orig := es.DeepCopy()
-	if want {
-		controllerutil.AddFinalizer(es, v1alpha1.FinalizerLeases)
-	} else {
-		controllerutil.RemoveFinalizer(es, v1alpha1.FinalizerLeases)
+	changed := false
+	for f, want := range map[string]bool{
+		v1alpha1.FinalizerLeases:     needsFinalizer(es),
+		v1alpha1.FinalizerMergedKeys: creationPolicy(es) == v1alpha1.CreationMerge,
+	} {
+		if want == controllerutil.ContainsFinalizer(es, f) {
+			continue
+		}
+		changed = true
+		if want {
+			controllerutil.AddFinalizer(es, f)
+		} else {
+			controllerutil.RemoveFinalizer(es, f)
+		}
+	}
+	if !changed {
+		return nil
 	}
 	return r.patchFinalizers(ctx, orig, es)
 }
@@ -66,6 +76,12 @@ const DefaultRevocationTimeout = 10 * time.Minute
 // ServiceAccount was deleted with it), or RevocationTimeout has passed since the
 // deletion began.
 func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalSecret) (reconcile.Result, error) {
+	if controllerutil.ContainsFinalizer(es, v1alpha1.FinalizerMergedKeys) {
+		// First, so that credentials revoked below are no longer in the Secret.
+		if err := r.removeMergedKeys(ctx, es); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	if !controllerutil.ContainsFinalizer(es, v1alpha1.FinalizerLeases) {
 		r.mem.forget(es.UID)
 		r.unwritten.forget(es.UID)
@@ -110,6 +126,31 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, es *v1alpha1.ExternalS
 		return reconcile.Result{}, err
 	}
 	return r.revokeFailed(ctx, es, left, "status.leases", firstErr)
+}
+
+// removeMergedKeys implements "removing a Merge ExternalSecret removes only its
+// keys" (api.md): the keys it wrote and its entry in the writers' annotation go;
+// the Secret and every other key stay. An API failure keeps the finalizer and is
+// retried with backoff: the API server is the only thing this needs.
+func (r *Reconciler) removeMergedKeys(ctx context.Context, es *v1alpha1.ExternalSecret) error {
+	if creationPolicy(es) == v1alpha1.CreationMerge {
+		existing, err := r.getTarget(ctx, es)
+		if err != nil {
+			return fmt.Errorf("spec.target: read Secret %q: %w", targetName(es), err)
+		}
+		if existing != nil {
+			changed, o := r.removeOurKeys(ctx, es, existing)
+			if o != nil {
+				return safeError(o.message)
+			}
+			if changed {
+				r.Recorder.Eventf(es, nil, corev1.EventTypeNormal, v1alpha1.EventUpdated, "Delete", "keys of this ExternalSecret removed from Secret %s", targetName(es))
+			}
+		}
+	}
+	orig := es.DeepCopy()
+	controllerutil.RemoveFinalizer(es, v1alpha1.FinalizerMergedKeys)
+	return client.IgnoreNotFound(r.patchFinalizers(ctx, orig, es))
 }
 
 // revokeOne revokes a lease, or a certificate by its serial number.

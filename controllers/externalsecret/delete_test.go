@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
@@ -146,4 +150,88 @@ func countEvents(evs []string, substr string) int {
 		}
 	}
 	return n
+}
+
+// TestDeleteMergeRemovesOnlyItsKeys: deleting a Merge ExternalSecret removes the keys
+// it wrote (api.md: "removing one removes only its keys"), keeps the Secret, the
+// user's keys and another writer's keys; an API failure keeps the finalizer and
+// the keys until a retry succeeds; credentials leave the Secret before their lease
+// is revoked.
+func TestDeleteMergeRemovesOnlyItsKeys(t *testing.T) {
+	merge := func(es *v1alpha1.ExternalSecret, key string) *v1alpha1.ExternalSecret {
+		es.Spec.Target = v1alpha1.Target{Name: "shared", CreationPolicy: v1alpha1.CreationMerge}
+		if len(es.Spec.Data) > 0 {
+			es.Spec.Data[0].SecretKey = key
+		}
+		return es
+	}
+	for _, c := range []struct {
+		name      string
+		a         *v1alpha1.ExternalSecret
+		failFirst bool     // the first update of the Secret during deletion fails
+		gone      []string // a's keys, removed
+	}{
+		{"kv keys", merge(kvES("a", "ka"), "a-key"), false, []string{"a-key"}},
+		{"an API failure is retried", merge(kvES("a", "ka"), "a-key"), true, []string{"a-key"}},
+		{"dynamic credentials, lease revoked after", merge(dynamicES("a", "database/creds/app"), ""), false, []string{"username", "password"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			shared := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: "shared"}, Data: map[string][]byte{"own": []byte("x")}}
+			e := newEnv(t, shared, c.a, merge(kvES("b", "kb"), "b-key"))
+			e.backend.Put("ka", []byte("1"), nil)
+			e.backend.Put("kb", []byte("2"), nil)
+			e.backend.SetLeases(time.Hour, true)
+			mustReconcile(t, e, "a")
+			mustReconcile(t, e, "b")
+			before := e.secret("shared")
+			for _, k := range append([]string{"own", "b-key"}, c.gone...) {
+				if _, ok := before.Data[k]; !ok {
+					t.Fatalf("before the delete: key %q missing, keys %v", k, sortedKeys(before.Data))
+				}
+			}
+			if !controllerutil.ContainsFinalizer(e.es("a"), v1alpha1.FinalizerMergedKeys) {
+				t.Fatal("a Merge ExternalSecret has no merged-keys finalizer")
+			}
+			if err := e.c.Delete(context.Background(), e.es("a")); err != nil {
+				t.Fatal(err)
+			}
+			if c.failFirst {
+				e.fail = func(verb string, obj client.Object) error {
+					if _, ok := obj.(*corev1.Secret); ok && verb == "update" {
+						return apierrors.NewServiceUnavailable("etcd down")
+					}
+					return nil
+				}
+				if _, err := e.reconcile("a"); err == nil {
+					t.Fatal("a failed key removal returned no error (no backoff)")
+				}
+				if !e.exists("a") || len(e.secret("shared").Data) != len(before.Data) {
+					t.Fatal("a failed key removal released the ExternalSecret or changed the Secret")
+				}
+				e.fail = nil
+			}
+			mustReconcile(t, e, "a")
+			if e.exists("a") {
+				t.Fatal("the ExternalSecret is still there")
+			}
+			after := e.secret("shared")
+			if after == nil {
+				t.Fatal("the Secret was deleted")
+			}
+			for _, k := range c.gone {
+				if _, ok := after.Data[k]; ok {
+					t.Errorf("key %q of the deleted ExternalSecret is still in the Secret", k)
+				}
+			}
+			if string(after.Data["own"]) != "x" || string(after.Data["b-key"]) != "2" {
+				t.Errorf("other keys changed: %v", sortedKeys(after.Data))
+			}
+			if w := mergeWriters(after); len(w) != 1 || len(w["b"]) != 1 {
+				t.Errorf("writers annotation %v, want b alone", w)
+			}
+			if live := e.backend.LiveLeases(); len(live) != 0 {
+				t.Errorf("leases left: %v", live)
+			}
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -104,6 +105,19 @@ func TestSyncMergeNeverCreatesAndPatchesOnlyOurKeys(t *testing.T) {
 	s := env.secret(t, ns, "merge")
 	if string(s.Data["theirs"]) != "1" || string(s.Data["k"]) != "v" || len(s.OwnerReferences) != 0 {
 		t.Fatalf("merged secret = %+v", s)
+	}
+
+	// Deleting the ExternalSecret removes its key and keeps the Secret with theirs.
+	es := &v1alpha1.ExternalSecret{}
+	must(t, env.kube.Client.Get(env.ctx(), client.ObjectKey{Namespace: ns, Name: "merge"}, es))
+	must(t, env.kube.Client.Delete(env.ctx(), es))
+	Eventually(t, 30*time.Second, "the Merge ExternalSecret gone and its key removed", func() bool {
+		err := env.kube.Client.Get(env.ctx(), client.ObjectKey{Namespace: ns, Name: "merge"}, &v1alpha1.ExternalSecret{})
+		s := env.secret(t, ns, "merge")
+		return apierrors.IsNotFound(err) && s != nil && s.Data["k"] == nil
+	})
+	if s := env.secret(t, ns, "merge"); string(s.Data["theirs"]) != "1" || len(s.Data) != 1 {
+		t.Fatalf("after the delete: Secret keys %v, want theirs alone", s.Data)
 	}
 }
 
