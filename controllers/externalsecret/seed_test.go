@@ -90,9 +90,10 @@ func TestSeedReadsAheadBeforeReconcile(t *testing.T) {
 }
 
 // waitQuiet gives the scheduler goroutine a moment (real time, bounded) to act on a
-// fake-clock step: it returns as soon as done() holds, or after 50 ms.
+// fake-clock step: it returns as soon as done() holds, or after 500 ms (generous: a
+// loaded CI machine may not schedule the goroutine for tens of milliseconds).
 func waitQuiet(done func() bool) {
-	for i := 0; i < 50 && !done(); i++ {
+	for i := 0; i < 500 && !done(); i++ {
 		time.Sleep(time.Millisecond)
 	}
 }
