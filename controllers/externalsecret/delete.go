@@ -34,18 +34,21 @@ func needsFinalizer(es *v1alpha1.ExternalSecret) bool {
 func (r *Reconciler) ensureFinalizer(ctx context.Context, es *v1alpha1.ExternalSecret) error {
 	orig := es.DeepCopy()
 	changed := false
-	for f, want := range map[string]bool{
-		v1alpha1.FinalizerLeases:     needsFinalizer(es),
-		v1alpha1.FinalizerMergedKeys: creationPolicy(es) == v1alpha1.CreationMerge,
+	for _, f := range []struct {
+		name string
+		want bool
+	}{
+		{v1alpha1.FinalizerLeases, needsFinalizer(es)},
+		{v1alpha1.FinalizerMergedKeys, creationPolicy(es) == v1alpha1.CreationMerge},
 	} {
-		if want == controllerutil.ContainsFinalizer(es, f) {
+		if f.want == controllerutil.ContainsFinalizer(es, f.name) {
 			continue
 		}
 		changed = true
-		if want {
-			controllerutil.AddFinalizer(es, f)
+		if f.want {
+			controllerutil.AddFinalizer(es, f.name)
 		} else {
-			controllerutil.RemoveFinalizer(es, f)
+			controllerutil.RemoveFinalizer(es, f.name)
 		}
 	}
 	if !changed {
@@ -68,7 +71,8 @@ func (r *Reconciler) patchFinalizers(ctx context.Context, orig, es *v1alpha1.Ext
 // what is left.
 const DefaultRevocationTimeout = 10 * time.Minute
 
-// reconcileDelete revokes the leases that have not expired, then releases the
+// reconcileDelete removes a Merge ExternalSecret's keys from its target
+// (removeMergedKeys), revokes the leases that have not expired, then releases the
 // finalizer. While revocation is possible but fails it keeps the finalizer and
 // retries with backoff (Warning RevocationPending). It gives up (Warning
 // LeaseLeftToExpire, naming the leases) when nothing can revoke any more: the store
