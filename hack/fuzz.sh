@@ -29,14 +29,31 @@ if [ ${#targets[@]} -eq 0 ]; then
 	exit 0
 fi
 
+# inputs lists the failing inputs go test has saved for a target.
+inputs() { ls "$1/testdata/fuzz/$2" 2>/dev/null || true; }
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 passed=0
 start=$SECONDS
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
 	echo "--- fuzz $name ($pkg, $FUZZTIME)"
-	if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg"; then
-		echo "fuzz: FAIL $name in $pkg after $passed of ${#targets[@]} targets passed (failing input under its testdata/fuzz/$name/)"
-		exit 1
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	before=$(inputs "$dir" "$name")
+	if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1 | tee "$out"; then
+		# Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
+		# exceeded" when -fuzztime ends while a worker is busy (golang/go#75804, fixed
+		# in Go 1.27): no input failed and none is saved. Anything else is a failure.
+		if [ "$(inputs "$dir" "$name")" = "$before" ] &&
+			grep -qx -- "--- FAIL: $name ([0-9.]*s)" "$out" &&
+			[ "$(grep -c -- '--- FAIL' "$out")" = 1 ] &&
+			grep -A1 -- "--- FAIL: $name" "$out" | tail -1 | grep -qx '[[:space:]]*context deadline exceeded'; then
+			echo "fuzz: $name stopped by Go's fuzz-time deadline race (no failing input, none saved): counted as run"
+		else
+			echo "fuzz: FAIL $name in $pkg after $passed of ${#targets[@]} targets passed (failing input under its testdata/fuzz/$name/)"
+			exit 1
+		fi
 	fi
 	passed=$((passed + 1))
 done
