@@ -371,8 +371,9 @@ type ExternalSecretStatus struct {
 	// +listType=atomic
 	Leases []LeaseStatus `json:"leases,omitempty"`
 	// ObservedForceSync is the last value of the secretsync.dev/force-sync
-	// annotation that a successful refresh handled. A different value triggers
-	// exactly one refresh, also when it was set while the operator was down.
+	// annotation that a refresh handled, successful or not (Ready says which). A
+	// different value triggers exactly one refresh, also when it was set while the
+	// operator was down; a failed one is retried with backoff, reading the backend.
 	// +optional
 	ObservedForceSync string `json:"observedForceSync,omitempty"`
 	// Rollout: the workloads restarted the last time the Secret's data changed.

@@ -38,6 +38,9 @@ type outcome struct {
 	// clearHash: the target no longer holds our data (deletionPolicy Delete/Merge).
 	clearHash bool
 	done      syncResult // kind synced only
+	// forceSync: the force-sync value this refresh handled, whether it succeeded
+	// or failed (status.observedForceSync).
+	forceSync string
 	// rollout: the last restart of consumers, for status.rollout (rollout.go); nil: unchanged.
 	rollout *v1alpha1.RolloutStatus
 }
@@ -52,8 +55,7 @@ type syncResult struct {
 	dynamicData map[string]map[string][]byte
 	// issued: leases this refresh issued (not renewed); on a failed refresh the Secret
 	// does not hold them (unwritten).
-	issued    []v1alpha1.LeaseStatus
-	forceSync string // the force-sync value this refresh handled
+	issued []v1alpha1.LeaseStatus
 	// dataChanged: an existing target's data (not only its labels or annotations)
 	// changed, which restarts its consumers (rollout.go). Never set on creation.
 	dataChanged bool

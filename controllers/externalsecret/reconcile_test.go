@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/secretsync/secretsync/api/v1alpha1"
+	"github.com/secretsync/secretsync/internal/provider"
 )
 
 func TestDecide(t *testing.T) {
@@ -130,6 +132,50 @@ func TestForceSync(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestForceSyncFailure: a force-sync whose refresh fails is recorded as observed
+// (kubectl secretsync sync then reports the failure instead of waiting out its
+// timeout), the Secret keeps its data, and the retry still reads the backend
+// rather than the value read before the force.
+func TestForceSyncFailure(t *testing.T) {
+	e := newEnv(t, kvES("app", "db"))
+	e.backend.Put("db", []byte("v1"), nil)
+	mustReconcile(t, e, "app")
+	es := e.es("app")
+	orig := es.DeepCopy()
+	es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "2"}
+	if err := e.c.Patch(context.Background(), es, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	e.backend.Fail(provider.Wrap(provider.ErrUnavailable, "503", nil))
+	if _, err := e.reconcile("app"); err == nil {
+		t.Fatal("a failed refresh returned no error (no retry)")
+	}
+	got := e.es("app")
+	if got.Status.ObservedForceSync != "2" {
+		t.Fatalf("observedForceSync = %q after a failed forced refresh, want 2", got.Status.ObservedForceSync)
+	}
+	if c := e.ready("app"); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("Ready = %+v, want False", c)
+	}
+	if v := string(e.secret("app").Data["value"]); v != "v1" {
+		t.Fatalf("the failure changed the Secret: %q", v)
+	}
+	e.backend.Fail(nil)
+	e.backend.Put("db", []byte("v2"), nil)
+	reads := e.backend.Gets.Load() + e.backend.Batches.Load()
+	for range 3 { // the retry reads once, then nothing more is due
+		if _, err := e.reconcile("app"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.backend.Gets.Load() + e.backend.Batches.Load() - reads; n != 1 {
+		t.Fatalf("backend reads after recovery = %d, want 1", n)
+	}
+	if v := string(e.secret("app").Data["value"]); v != "v2" {
+		t.Fatalf("the retry took the value read before the force: %q", v)
 	}
 }
 

@@ -35,15 +35,15 @@ func computeStatus(es *v1alpha1.ExternalSecret, out outcome, now metav1.Time) v1
 		st.Sources = d.sources
 		st.DataHash = d.dataHash
 		st.Leases = d.leases
-		if d.forceSync != "" {
-			st.ObservedForceSync = d.forceSync
-		}
 		if d.target != "" && creationPolicy(es) != v1alpha1.CreationNone {
 			st.Target = &v1alpha1.TargetStatus{Name: d.target}
 		}
 		if d.changed || (st.SyncedAt == nil && creationPolicy(es) != v1alpha1.CreationNone) {
 			st.SyncedAt = &now
 		}
+	}
+	if out.forceSync != "" {
+		st.ObservedForceSync = out.forceSync
 	}
 	if out.clearHash {
 		st.DataHash = ""

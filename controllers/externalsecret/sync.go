@@ -27,7 +27,11 @@ type memory struct {
 	// forceSync is the force-sync value last handled, for the moment between our
 	// status patch and the cache showing it (status.observedForceSync is the record).
 	forceSync string
-	dynamic   map[string]map[string][]byte // dynamic source data by path (never persisted)
+	// forceRetry is a force-sync value whose refresh failed: observedForceSync
+	// records it (kubectl secretsync sync reports the failure instead of waiting),
+	// and the retries still read the backend, not a value read before the force.
+	forceRetry string
+	dynamic    map[string]map[string][]byte // dynamic source data by path (never persisted)
 	// leases as last written to status: the cached object may not show them yet,
 	// and issuing again because of a stale read would leak a lease.
 	leases []v1alpha1.LeaseStatus
@@ -135,10 +139,13 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	ks := keySlots(es, now, slots, how)
 	mem.generation = es.Generation
 	mem.next = earliest(ks)
-	if out.kind == synced {
-		if d.bypassCache {
-			out.done.forceSync, mem.forceSync = force, force
+	if d.bypassCache {
+		out.forceSync, mem.forceSync, mem.forceRetry = force, force, ""
+		if out.failed() {
+			mem.forceRetry = force
 		}
+	}
+	if out.kind == synced {
 		r.expect(ctx, es, store, ks, interval)
 	}
 	switch {
@@ -180,7 +187,7 @@ func (r *Reconciler) facts(ctx context.Context, sc *scope, mem memory, known boo
 	return syncFacts{
 		known:       known,
 		specChanged: (known && mem.generation != es.Generation) || es.Status.ObservedGeneration != es.Generation,
-		forced:      force != "" && force != es.Status.ObservedForceSync && (!known || mem.forceSync != force),
+		forced:      force != "" && (mem.forceRetry == force || (force != es.Status.ObservedForceSync && (!known || mem.forceSync != force))),
 		drifted:     r.drifted(ctx, es, sc.existing),
 		ready:       isReady(es),
 		slotDue:     known && !mem.next.IsZero() && !now.Before(mem.next),

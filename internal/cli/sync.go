@@ -75,9 +75,9 @@ func ForceSync(ctx context.Context, c client.Client, keys []types.NamespacedName
 	}
 	fmt.Fprintln(progress)
 	if len(waiting) > 0 {
-		// The operator records status.observedForceSync after a successful refresh
-		// only; a failing one leaves Ready as it was, so it cannot be told apart.
-		fmt.Fprintf(progress, "%d not observed within %s: a refresh that fails leaves no trace in the status; the reason shown is the current one\n", len(waiting), timeout)
+		// The operator records status.observedForceSync after every forced refresh,
+		// failed or not: one not observed was not reached at all.
+		fmt.Fprintf(progress, "%d not observed within %s: is the operator running and leading (kubectl -n <operator namespace> get pods,leases)? The reason shown is the last one recorded\n", len(waiting), timeout)
 	}
 	out := make([]SyncResult, 0, len(keys))
 	for _, k := range keys {

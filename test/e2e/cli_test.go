@@ -254,11 +254,12 @@ func TestCLI(t *testing.T) {
 		}
 		contains(t, "table", out, "ready", "true", "Synced")
 		contains(t, "progress", errOut, "waiting for the operator: 1/1 observed")
-		// A refresh that fails records no observedForceSync and leaves Ready as it
-		// was: the wait times out and the current reason is reported, exit 1.
+		// A forced refresh that fails is observed too (observed: true; a timeout
+		// would leave it false): the failure is reported with its reason and fix,
+		// exit 1.
 		var rs []cli.SyncResult
-		r.json(&rs, cli.ExitProblem, "sync", "-n", ns, "missing", "--timeout", "3s")
-		if len(rs) != 1 || rs[0].Reason != v1alpha1.ReasonKeyNotFound || rs[0].Fix == "" {
+		r.json(&rs, cli.ExitProblem, "sync", "-n", ns, "missing", "--timeout", "60s")
+		if len(rs) != 1 || !rs[0].Observed || rs[0].Reason != v1alpha1.ReasonKeyNotFound || rs[0].Fix == "" {
 			t.Fatalf("sync missing: %+v", rs)
 		}
 		r.want(cli.ExitUsage, "sync", "-n", ns)

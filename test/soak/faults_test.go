@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -180,7 +182,7 @@ func (in *injector) killLeader(ctx context.Context, r *rand.Rand) error {
 	}
 	for deadline := t0.Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		var x v1alpha1.ExternalSecret
-		if err := in.w.kube.Get(ctx, client.ObjectKey{Namespace: soakNS, Name: "probe"}, &x); err == nil && x.Status.ObservedForceSync == token {
+		if err := in.w.kube.Get(ctx, client.ObjectKey{Namespace: soakNS, Name: "probe"}, &x); err == nil && x.Status.ObservedForceSync == token && ready(&x) {
 			s := time.Since(t0).Seconds()
 			in.mu.Lock()
 			in.fo = append(in.fo, s)
@@ -454,4 +456,11 @@ func (in *injector) credRotate(ctx context.Context) error {
 		_, _ = w.bao.Client.Logical().WriteWithContext(ctx, "auth/token/revoke", map[string]any{"token": old})
 	}()
 	return nil
+}
+
+// ready: the probe's forced refresh succeeded (a failed one is recorded as
+// observed too, and a failover is only over once the new leader synced).
+func ready(x *v1alpha1.ExternalSecret) bool {
+	c := meta.FindStatusCondition(x.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == x.Generation
 }
