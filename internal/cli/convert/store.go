@@ -52,6 +52,7 @@ func convertCondition(c node) map[string]any {
 
 func convertProvider(p node, cluster bool, ns string) map[string]any {
 	out := map[string]any{}
+	other := false // a provider we do not have, already reported
 	for k := range p.m {
 		switch k {
 		case "aws":
@@ -64,9 +65,10 @@ func convertProvider(p node, cluster bool, ns string) map[string]any {
 			}
 		default:
 			p.unsupported(k, "provider "+k+" (secretsync has aws and vault)")
+			other = true
 		}
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !other {
 		p.r.fail(p.path, "no aws or vault provider")
 	}
 	p.done()
