@@ -124,8 +124,13 @@ func (ro *Rollout) Done() <-chan event.GenericEvent {
 	return ro.done
 }
 
-// Start runs the restart queue until ctx ends. Restarts still queued at shutdown
-// are lost (at most Delay's worth): see docs/rotation.md.
+// shutdownFlush bounds the restarts performed when the operator stops.
+const shutdownFlush = 5 * time.Second
+
+// Start runs the restart queue until ctx ends. Restarts still queued then are
+// performed at once (within shutdownFlush): the data change is already written and
+// the next process would see none, so they would be lost. Only a process killed
+// outright loses them (docs/rotation.md).
 func (ro *Rollout) Start(ctx context.Context) error {
 	ro.init()
 	for {
@@ -137,6 +142,7 @@ func (ro *Rollout) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			ro.flushAtShutdown()
 			return nil
 		case <-ro.wake:
 		case <-t.C():
@@ -144,6 +150,25 @@ func (ro *Rollout) Start(ctx context.Context) error {
 		t.Stop()
 		ro.Flush(ctx)
 	}
+}
+
+// flushAtShutdown makes every queued restart due now and performs them, on a
+// context of its own: the manager's has ended.
+func (ro *Rollout) flushAtShutdown() {
+	now := ro.Clock.Now()
+	ro.mu.Lock()
+	n := len(ro.pending)
+	for _, p := range ro.pending {
+		p.due = now
+	}
+	ro.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownFlush)
+	defer cancel()
+	log.FromContext(ctx).Info("performing queued rollout restarts before stopping", "workloads", n)
+	ro.Flush(ctx)
 }
 
 // NeedLeaderElection: only the leader restarts workloads.

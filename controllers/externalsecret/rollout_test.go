@@ -331,3 +331,34 @@ func TestRolloutRunnable(t *testing.T) {
 	}
 	t.Fatalf("no restart after 20 fake seconds (patches %d)", ro.Patches.Load())
 }
+
+// TestRolloutFlushedAtShutdown: a restart still queued when the operator stops is
+// performed before Start returns (the next process would not know of it).
+func TestRolloutFlushedAtShutdown(t *testing.T) {
+	old := time.Now().Add(-time.Hour)
+	e := newEnv(t, rolloutES("a", "ka", v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}),
+		aged(workload(v1alpha1.WorkloadDeployment, "d", "envFrom secretRef", "a", false), old))
+	ro := e.withRollout()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error)
+	go func() { stopped <- ro.Start(ctx) }()
+
+	e.backend.Put("ka", []byte("1"), nil)
+	e.mustReconcile("a")
+	e.backend.Put("ka", []byte("2"), nil)
+	e.forceSync("a", "1")
+	e.mustReconcile("a") // queues the restart, due RolloutDelay later on the fake clock
+	if ro.Patches.Load() != 0 {
+		t.Fatal("restarted before the delay")
+	}
+	cancel() // the fake clock never reaches the due time
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if n := ro.Patches.Load(); n != 1 {
+		t.Fatalf("%d restart patches at shutdown, want 1", n)
+	}
+	if e.restartedAt(v1alpha1.WorkloadDeployment, "d") == "" {
+		t.Fatal("the workload was not restarted")
+	}
+}
