@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -176,6 +177,40 @@ func TestForceSyncFailure(t *testing.T) {
 	}
 	if v := string(e.secret("app").Data["value"]); v != "v2" {
 		t.Fatalf("the retry took the value read before the force: %q", v)
+	}
+}
+
+// TestForceSyncConflictStaysForced: a forced refresh whose Secret write lost an
+// optimistic-lock race records nothing, and its quick retry still reads the backend.
+func TestForceSyncConflictStaysForced(t *testing.T) {
+	e := newEnv(t, kvES("app", "db"))
+	e.backend.Put("db", []byte("v1"), nil)
+	mustReconcile(t, e, "app")
+	es := e.es("app")
+	orig := es.DeepCopy()
+	es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "2"}
+	if err := e.c.Patch(context.Background(), es, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	e.backend.Put("db", []byte("v2"), nil)
+	e.fail = func(verb string, obj client.Object) error {
+		if _, ok := obj.(*corev1.Secret); ok && verb == "update" {
+			return apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "app", nil)
+		}
+		return nil
+	}
+	mustReconcile(t, e, "app")
+	if got := e.es("app").Status.ObservedForceSync; got != "" {
+		t.Fatalf("a conflicted forced refresh recorded observedForceSync %q", got)
+	}
+	e.fail = nil
+	reads := e.backend.Gets.Load() + e.backend.Batches.Load()
+	mustReconcile(t, e, "app")
+	if n := e.backend.Gets.Load() + e.backend.Batches.Load() - reads; n != 1 {
+		t.Fatalf("the retry read the backend %d times, want 1 (still forced)", n)
+	}
+	if got := e.es("app").Status.ObservedForceSync; got != "2" {
+		t.Fatalf("observedForceSync = %q after the retry, want 2", got)
 	}
 }
 

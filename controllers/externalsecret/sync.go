@@ -139,7 +139,9 @@ func (r *Reconciler) sync(ctx context.Context, es *v1alpha1.ExternalSecret) outc
 	ks := keySlots(es, now, slots, how)
 	mem.generation = es.Generation
 	mem.next = earliest(ks)
-	if d.bypassCache {
+	// A forced refresh that synced or failed is handled (a write conflict is retried
+	// at once, still forced, and records nothing).
+	if d.bypassCache && (out.kind == synced || out.failed()) {
 		out.forceSync, mem.forceSync, mem.forceRetry = force, force, ""
 		if out.failed() {
 			mem.forceRetry = force
