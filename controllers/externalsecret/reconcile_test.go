@@ -144,12 +144,7 @@ func TestForceSyncFailure(t *testing.T) {
 	e := newEnv(t, kvES("app", "db"))
 	e.backend.Put("db", []byte("v1"), nil)
 	mustReconcile(t, e, "app")
-	es := e.es("app")
-	orig := es.DeepCopy()
-	es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "2"}
-	if err := e.c.Patch(context.Background(), es, client.MergeFrom(orig)); err != nil {
-		t.Fatal(err)
-	}
+	e.forceSync("app", "2")
 	e.backend.Fail(provider.Wrap(provider.ErrUnavailable, "503", nil))
 	if _, err := e.reconcile("app"); err == nil {
 		t.Fatal("a failed refresh returned no error (no retry)")
@@ -186,12 +181,7 @@ func TestForceSyncConflictStaysForced(t *testing.T) {
 	e := newEnv(t, kvES("app", "db"))
 	e.backend.Put("db", []byte("v1"), nil)
 	mustReconcile(t, e, "app")
-	es := e.es("app")
-	orig := es.DeepCopy()
-	es.Annotations = map[string]string{v1alpha1.AnnotationForceSync: "2"}
-	if err := e.c.Patch(context.Background(), es, client.MergeFrom(orig)); err != nil {
-		t.Fatal(err)
-	}
+	e.forceSync("app", "2")
 	e.backend.Put("db", []byte("v2"), nil)
 	e.fail = func(verb string, obj client.Object) error {
 		if _, ok := obj.(*corev1.Secret); ok && verb == "update" {

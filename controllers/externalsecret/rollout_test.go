@@ -295,19 +295,7 @@ func TestRolloutDisabledWarns(t *testing.T) {
 // TestRolloutRunnable: the manager Runnable patches once the fake clock reaches the
 // restart's due time, not before, and stops with its context.
 func TestRolloutRunnable(t *testing.T) {
-	old := time.Now().Add(-time.Hour)
-	e := newEnv(t, rolloutES("a", "ka", v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}),
-		aged(workload(v1alpha1.WorkloadDeployment, "d", "envFrom secretRef", "a", false), old))
-	ro := e.withRollout()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error)
-	go func() { stopped <- ro.Start(ctx) }()
-
-	e.backend.Put("ka", []byte("1"), nil)
-	e.mustReconcile("a")
-	e.backend.Put("ka", []byte("2"), nil)
-	e.forceSync("a", "1")
-	e.mustReconcile("a")
+	e, ro, cancel, stopped := runningRollout(t)
 	changed := e.clock.Now()
 	// Step one second at a time; the loop's timer is on the fake clock. The real-time
 	// wait only gives the loop's goroutine a chance to run between steps.
@@ -335,19 +323,7 @@ func TestRolloutRunnable(t *testing.T) {
 // TestRolloutFlushedAtShutdown: a restart still queued when the operator stops is
 // performed before Start returns (the next process would not know of it).
 func TestRolloutFlushedAtShutdown(t *testing.T) {
-	old := time.Now().Add(-time.Hour)
-	e := newEnv(t, rolloutES("a", "ka", v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}),
-		aged(workload(v1alpha1.WorkloadDeployment, "d", "envFrom secretRef", "a", false), old))
-	ro := e.withRollout()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error)
-	go func() { stopped <- ro.Start(ctx) }()
-
-	e.backend.Put("ka", []byte("1"), nil)
-	e.mustReconcile("a")
-	e.backend.Put("ka", []byte("2"), nil)
-	e.forceSync("a", "1")
-	e.mustReconcile("a") // queues the restart, due RolloutDelay later on the fake clock
+	e, ro, cancel, stopped := runningRollout(t) // the restart is due RolloutDelay later on the fake clock
 	if ro.Patches.Load() != 0 {
 		t.Fatal("restarted before the delay")
 	}
@@ -361,4 +337,24 @@ func TestRolloutFlushedAtShutdown(t *testing.T) {
 	if e.restartedAt(v1alpha1.WorkloadDeployment, "d") == "" {
 		t.Fatal("the workload was not restarted")
 	}
+}
+
+// runningRollout starts the restart queue, syncs ExternalSecret a (its target used
+// by Deployment d) and changes its data once: one restart is queued. cancel stops the
+// queue; stopped receives Start's result.
+func runningRollout(t *testing.T) (*env, *Rollout, context.CancelFunc, chan error) {
+	t.Helper()
+	old := time.Now().Add(-time.Hour)
+	e := newEnv(t, rolloutES("a", "ka", v1alpha1.Rollout{Consumers: v1alpha1.RolloutAuto}),
+		aged(workload(v1alpha1.WorkloadDeployment, "d", "envFrom secretRef", "a", false), old))
+	ro := e.withRollout()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error)
+	go func() { stopped <- ro.Start(ctx) }()
+	e.backend.Put("ka", []byte("1"), nil)
+	e.mustReconcile("a")
+	e.backend.Put("ka", []byte("2"), nil)
+	e.forceSync("a", "1")
+	e.mustReconcile("a")
+	return e, ro, cancel, stopped
 }
