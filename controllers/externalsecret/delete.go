@@ -142,7 +142,10 @@ func (r *Reconciler) removeMergedKeys(ctx context.Context, es *v1alpha1.External
 		if err != nil {
 			return fmt.Errorf("spec.target: read Secret %q: %w", targetName(es), err)
 		}
-		if existing != nil {
+		// A Secret Merge may not write (a token, the operator's namespace, another
+		// ExternalSecret's) is not written on deletion either, whatever its
+		// writers' annotation claims: that annotation is editable by the tenant.
+		if existing != nil && r.mergeRefusal(existing, es, nil) == "" {
 			changed, o := r.removeOurKeys(ctx, es, existing)
 			if o != nil {
 				return safeError(o.message)

@@ -235,3 +235,31 @@ func TestDeleteMergeRemovesOnlyItsKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteMergeNeverWritesARefusedSecret: the writers' annotation is the tenant's
+// to edit; claiming a token Secret's key in it does not make the operator remove
+// that key when the Merge ExternalSecret is deleted.
+func TestDeleteMergeNeverWritesARefusedSecret(t *testing.T) {
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: "sa-token",
+		Annotations: map[string]string{annotationMergeKeys: `{"a":["token"]}`}},
+		Type: corev1.SecretTypeServiceAccountToken, Data: map[string][]byte{"token": []byte("t")}}
+	es := kvES("a", "ka")
+	es.Spec.Target = v1alpha1.Target{Name: "sa-token", CreationPolicy: v1alpha1.CreationMerge}
+	e := newEnv(t, token, es)
+	e.backend.Put("ka", []byte("1"), nil)
+	_, _ = e.reconcile("a") // refused: Merge never writes a token Secret
+	if !controllerutil.ContainsFinalizer(e.es("a"), v1alpha1.FinalizerMergedKeys) {
+		t.Fatal("no merged-keys finalizer")
+	}
+	if err := e.c.Delete(context.Background(), e.es("a")); err != nil {
+		t.Fatal(err)
+	}
+	e.writes = map[string]int{}
+	mustReconcile(t, e, "a")
+	if e.exists("a") {
+		t.Fatal("the ExternalSecret is still there")
+	}
+	if string(e.secret("sa-token").Data["token"]) != "t" || e.writes["update/Secret"] != 0 {
+		t.Fatalf("the token Secret was written on deletion: writes %v", e.writes)
+	}
+}
