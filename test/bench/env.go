@@ -113,6 +113,9 @@ func startKube(root, dir string, cl *cleanups) (*kube, error) {
 	args := k.env.ControlPlane.GetAPIServer().Configure()
 	args.Append("audit-policy-file", policy)
 	args.Append("audit-log-path", k.auditLog)
+	// Never rotate (0 means lumberjack's default, 100 MB): the counts read the log by
+	// offset, and BENCH_COLD_ROUNDS at N = 10,000 writes more than that.
+	args.Append("audit-log-maxsize", "1000000")
 	cl.add(func() {
 		if err := k.env.Stop(); err != nil {
 			logf("stop envtest: %v", err)

@@ -53,6 +53,45 @@ type floorResult struct {
 	LoadAvg   string             `json:"loadavg_at_start,omitempty"`
 }
 
+// floorPair is the floor measured without and with the operator's watches, one
+// right after the other.
+type floorPair struct {
+	Floor        *floorResult `json:"floor"`
+	Watched      *floorResult `json:"watched"`
+	WatchedFirst bool         `json:"watched_first,omitempty"`
+	Ratio        float64      `json:"watched_vs_floor"`
+}
+
+// floorPairs measures cfg.FloorPairs pairs, the first completing first (an unwatched
+// floor already measured). Every second pair runs the watched floor first, so that
+// an effect of order (a control plane that has seen one more burst) does not count
+// as the watches' cost.
+func floorPairs(ctx context.Context, c client.Client, kcfg *rest.Config, cfg config, pids map[string]int, first *floorResult) ([]floorPair, error) {
+	var out []floorPair
+	for i := range max(cfg.FloorPairs, 1) {
+		p := floorPair{Floor: first, WatchedFirst: i%2 == 1}
+		for _, watched := range []bool{p.WatchedFirst, !p.WatchedFirst} {
+			if !watched && p.Floor != nil {
+				continue
+			}
+			f, err := runFloor(ctx, c, kcfg, cfg, pids, watched)
+			if err != nil {
+				return out, err
+			}
+			if watched {
+				p.Watched = f
+			} else {
+				p.Floor = f
+			}
+			logf("floor pair %d: %s all %d done in %.2fs (creates %.2fs)", i+1, map[bool]string{true: "watched", false: "unwatched"}[watched], cfg.N, f.AllReadyS, f.CreateS)
+		}
+		first = nil
+		p.Ratio = p.Watched.AllReadyS / p.Floor.AllReadyS
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // runFloor measures a null operator: the benchmark's N ExternalSecret creates (same
 // 16 workers, same objects) and, for each, the writes the operator makes for a new
 // ExternalSecret — create the target Secret (same labels, annotation, controller
@@ -61,8 +100,7 @@ type floorResult struct {
 // last status patch returned. It costs nothing else: no watch, no cache, no backend.
 //
 // With watched (BENCH_FLOOR_WATCH=1, a second run after the first) the null operator
-// also keeps what any controller of these objects keeps open while it works, and the
-// benchmark its readiness watch: see watchFloor. The difference between the two runs
+// also keeps open the watches any controller of these objects keeps: see watchFloor. The difference between the two runs
 // is the API server's cost of serving the watches, which no operator can avoid.
 func runFloor(ctx context.Context, c client.Client, kcfg *rest.Config, cfg config, cpuPIDs map[string]int, watched bool) (*floorResult, error) {
 	if err := ensureNS(ctx, c, floorNamespace); err != nil {
@@ -140,52 +178,35 @@ func runFloor(ctx context.Context, c client.Client, kcfg *rest.Config, cfg confi
 	return res, nil
 }
 
-// watchFloor opens, in floorNamespace, the operator's two watches (its informers on
-// ExternalSecrets and on Secrets with the managed label, managedFields stripped as
-// the operator strips them) and the benchmark's readiness watch on ExternalSecrets:
-// two caches, because one cache opens one watch per kind. Events are decoded and
-// dropped. It returns once all have synced.
+// watchFloor opens, in floorNamespace, the operator's two watches: its informers on
+// ExternalSecrets and on Secrets with the managed label, managedFields stripped as the
+// operator strips them. Events are decoded and dropped. It returns once both have
+// synced. The cold burst is timed without the benchmark's readiness watch (run.go:
+// waitColdReady), so none is opened here either.
 func watchFloor(ctx context.Context, kcfg *rest.Config) (func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
-	var done []chan struct{}
-	stop := func() {
-		cancel()
-		for _, d := range done {
-			<-d
-		}
-	}
-	ns := map[string]cache.Config{floorNamespace: {}}
-	operatorLike := cache.Options{Scheme: newScheme(), DefaultNamespaces: ns,
-		DefaultTransform: cache.TransformStripManagedFields(),
+	done := make(chan struct{})
+	stop := func() { cancel(); <-done }
+	ch, err := cache.New(kcfg, cache.Options{Scheme: newScheme(),
+		DefaultNamespaces: map[string]cache.Config{floorNamespace: {}},
+		DefaultTransform:  cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManaged: "true"})},
-		}}
-	readinessLike := cache.Options{Scheme: newScheme(), DefaultNamespaces: ns}
-	for _, w := range []struct {
-		opts  cache.Options
-		kinds []client.Object
-	}{
-		{operatorLike, []client.Object{&v1alpha1.ExternalSecret{}, &corev1.Secret{}}},
-		{readinessLike, []client.Object{&v1alpha1.ExternalSecret{}}},
-	} {
-		ch, err := cache.New(kcfg, w.opts)
-		if err != nil {
-			stop()
+		}})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	for _, k := range []client.Object{&v1alpha1.ExternalSecret{}, &corev1.Secret{}} {
+		if _, err := ch.GetInformer(ctx, k); err != nil {
+			cancel()
 			return nil, err
 		}
-		for _, k := range w.kinds {
-			if _, err := ch.GetInformer(ctx, k); err != nil {
-				stop()
-				return nil, err
-			}
-		}
-		d := make(chan struct{})
-		done = append(done, d)
-		go func() { defer close(d); _ = ch.Start(ctx) }()
-		if !ch.WaitForCacheSync(ctx) {
-			stop()
-			return nil, errors.New("floor: watches did not sync")
-		}
+	}
+	go func() { defer close(done); _ = ch.Start(ctx) }()
+	if !ch.WaitForCacheSync(ctx) {
+		stop()
+		return nil, errors.New("floor: watches did not sync")
 	}
 	return stop, nil
 }

@@ -30,8 +30,10 @@
 // ExternalSecrets), BENCH_NEW (100), BENCH_BIG_SECRETS (2000), BENCH_HERD (60s),
 // BENCH_VAULT_AUTH (approle|token), BENCH_OPERATOR_ARGS (extra operator flags),
 // BENCH_KEEP=1 (keep the work directory), BENCH_PROFILE_DIR (heap profiles, and a CPU profile of the
-// cold burst's first 30 s), BENCH_OPERATOR_ENV (KEY=VALUE ..., the operator's only), BENCH_COLD_ONLY=1 (stop after the cold
-// burst), BENCH_CES_NAMESPACES (1000; 0 skips the ClusterExternalSecret phase, run last),
+// cold burst: its first 30 s, or N x 8 ms if longer), BENCH_OPERATOR_ENV (KEY=VALUE ..., the operator's only), BENCH_COLD_ONLY=1 (stop after the cold
+// burst; BENCH_COLD_ROUNDS=k with it: k rounds of floor and cold burst, the median ratio),
+// BENCH_FLOOR=0 (no floor), BENCH_FLOOR_WATCH=1 (the floor again with the operator's
+// watches open; BENCH_FLOOR_PAIRS=k: k such pairs), BENCH_CES_NAMESPACES (1000; 0 skips the ClusterExternalSecret phase, run last),
 // BENCH_CES_ONLY=1 (only that phase), BENCH_MULTI (20: percent of ExternalSecrets
 // reading 3–5 keys). The last line of stdout is one JSON object.
 package main
@@ -67,6 +69,8 @@ type config struct {
 	ColdOnly     bool
 	Floor        bool // measure the null operator first (floor.go)
 	FloorWatch   bool // and again with the watches open (floor.go, watchFloor)
+	FloorPairs   int  // with FloorWatch: this many (floor, watched floor) pairs, order alternating
+	ColdRounds   int  // with ColdOnly: this many (floor, cold burst) rounds
 	// CESNamespaces: namespaces of the ClusterExternalSecret phase (0 skips it);
 	// CESOnly skips every other phase.
 	CESNamespaces int
@@ -110,7 +114,9 @@ func parseConfig() config {
 	flag.StringVar(&c.VaultAuth, "vault-auth", va, "approle or token (BENCH_VAULT_AUTH)")
 	opArgs := flag.String("operator-args", os.Getenv("BENCH_OPERATOR_ARGS"), "extra operator flags, space separated (BENCH_OPERATOR_ARGS)")
 	flag.BoolVar(&c.Floor, "floor", os.Getenv("BENCH_FLOOR") != "0", "measure the null operator before the cold burst (BENCH_FLOOR=0 skips it)")
-	flag.BoolVar(&c.FloorWatch, "floor-watch", os.Getenv("BENCH_FLOOR_WATCH") == "1", "measure the null operator a second time with the operator's and the readiness watches open (BENCH_FLOOR_WATCH=1)")
+	flag.BoolVar(&c.FloorWatch, "floor-watch", os.Getenv("BENCH_FLOOR_WATCH") == "1", "measure the null operator a second time with the operator's two watches open (BENCH_FLOOR_WATCH=1)")
+	flag.IntVar(&c.FloorPairs, "floor-pairs", envInt("BENCH_FLOOR_PAIRS", 1), "with BENCH_FLOOR_WATCH=1: measure this many pairs of floor and watched floor, the watched one first in every second pair (BENCH_FLOOR_PAIRS)")
+	flag.IntVar(&c.ColdRounds, "cold-rounds", envInt("BENCH_COLD_ROUNDS", 1), "with BENCH_COLD_ONLY=1: measure this many rounds of floor and cold burst, a new operator for each, and report the median ratio (BENCH_COLD_ROUNDS)")
 	flag.BoolVar(&c.ColdOnly, "cold-only", os.Getenv("BENCH_COLD_ONLY") == "1", "stop after the cold burst (BENCH_COLD_ONLY=1)")
 	flag.IntVar(&c.CESNamespaces, "ces-namespaces", envInt("BENCH_CES_NAMESPACES", 1000), "namespaces of the ClusterExternalSecret phase, 0 skips it (BENCH_CES_NAMESPACES)")
 	flag.BoolVar(&c.CESOnly, "ces-only", os.Getenv("BENCH_CES_ONLY") == "1", "run only the ClusterExternalSecret phase (BENCH_CES_ONLY=1)")
@@ -121,6 +127,10 @@ func parseConfig() config {
 		c.M = max(1, c.N/10)
 	}
 	c.Multi = min(max(c.Multi, 0), 100)
+	if c.ColdRounds > 1 && (!c.ColdOnly || !c.Floor) {
+		fmt.Fprintln(os.Stderr, "BENCH_COLD_ROUNDS needs BENCH_COLD_ONLY=1 and the floor: the later phases run on the first burst's ExternalSecrets")
+		os.Exit(2)
+	}
 	c.OperatorArgs = strings.Fields(*opArgs)
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -50,9 +51,26 @@ func report(r *results) {
 		floorRow("floor (null operator): all done", f)
 		if fw := r.FloorWatched; fw != nil && fw.AllReadyS > 0 {
 			floorRow("floor with watches: all done", fw)
-			row("floor with watches / floor", "%.2f (the API server's cost of the watches alone)", fw.AllReadyS/f.AllReadyS)
+			row("floor with watches / floor", "%.2f (the cost of the operator's two watches alone)", fw.AllReadyS/f.AllReadyS)
+		}
+		if len(r.FloorPairs) > 1 {
+			var ratios []float64
+			var parts []string
+			for _, p := range r.FloorPairs {
+				ratios = append(ratios, p.Ratio)
+				parts = append(parts, fmt.Sprintf("%.2f/%.2f s", p.Watched.AllReadyS, p.Floor.AllReadyS))
+			}
+			slices.Sort(ratios)
+			row("floor pairs: watched / floor", "median %.2f of %d pairs (%s; watched/unwatched: %s)", median(ratios), len(ratios), fmtRatios(ratios), strings.Join(parts, ", "))
 		}
 		row("cold burst / floor", "%.2f (target <= 1.2 at N = 3000, <= 1.3 at N = 10,000)", r.ColdVsFloor)
+		if len(r.ColdRounds) > 1 {
+			var parts []string
+			for _, c := range r.ColdRounds {
+				parts = append(parts, fmt.Sprintf("%.2f (%.2f/%.2f s)", c.Ratio, c.ColdS, c.FloorS))
+			}
+			row("cold burst / floor, rounds", "median %.2f of %d rounds: %s", r.ColdVsFloorMedian, len(r.ColdRounds), strings.Join(parts, ", "))
+		}
 	}
 	row("cold burst: RSS peak", "%.0f MiB", r.ColdRSSMiB)
 	if len(r.ColdCPU) > 0 {
@@ -144,4 +162,23 @@ func vsFloor(got, floor int) string {
 		return fmt.Sprintf("%d (floor 0)", got)
 	}
 	return fmt.Sprintf("%.2fx floor", float64(got)/float64(floor))
+}
+
+// median of sorted values.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func fmtRatios(v []float64) string {
+	var parts []string
+	for _, x := range v {
+		parts = append(parts, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(parts, ", ")
 }

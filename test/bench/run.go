@@ -136,9 +136,17 @@ type results struct {
 	FloorReadyS float64      `json:"floor_all_ready_s,omitempty"`
 	ColdVsFloor float64      `json:"cold_vs_floor,omitempty"`
 	Floor       *floorResult `json:"floor,omitempty"`
-	// FloorWatched is the floor run again with the operator's watches and the
-	// readiness watch open (BENCH_FLOOR_WATCH=1); cold_vs_floor stays against Floor.
+	// FloorWatched is the floor run again with the operator's two watches open
+	// (BENCH_FLOOR_WATCH=1); cold_vs_floor stays against Floor.
 	FloorWatched *floorResult `json:"floor_watched,omitempty"`
+	// FloorPairs are BENCH_FLOOR_PAIRS such pairs, the first being Floor and
+	// FloorWatched: one pair's ratio carries the machine's run-to-run noise.
+	FloorPairs []floorPair `json:"floor_pairs,omitempty"`
+	// ColdRounds are the (floor, cold burst) pairs of BENCH_COLD_ROUNDS, the first
+	// being FloorReadyS and ColdReadyS, and ColdVsFloorMedian the median of their
+	// ratios: one round's ratio carries the machine's run-to-run noise.
+	ColdRounds        []coldRound `json:"cold_rounds,omitempty"`
+	ColdVsFloorMedian float64     `json:"cold_vs_floor_median,omitempty"`
 	// CPU seconds used during the cold burst by each process, and the machine's load
 	// average when it started (other work on the machine shows up there).
 	ColdCPU     map[string]float64 `json:"cold_cpu_s,omitempty"`
@@ -254,13 +262,14 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 		res.FloorReadyS = f.AllReadyS
 		logf("floor: all %d done in %.2fs (creates %.2fs)", cfg.N, f.AllReadyS, f.CreateS)
 		if cfg.FloorWatch {
-			logf("floor with watches: a null operator for %d ExternalSecrets, watched", cfg.N)
-			fw, err := runFloor(ctx, c, k.cfg, cfg, pids, true)
-			res.FloorWatched = fw
+			pairs, err := floorPairs(ctx, c, k.cfg, cfg, pids, f)
+			res.FloorPairs = pairs
+			if len(pairs) > 0 {
+				res.FloorWatched = pairs[0].Watched
+			}
 			if err != nil {
 				return err
 			}
-			logf("floor with watches: all %d done in %.2fs (creates %.2fs)", cfg.N, fw.AllReadyS, fw.CreateS)
 		}
 	}
 
@@ -292,42 +301,16 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	emu.ResetCalls()
 	cva0, cka0 := fileSize(b.auditLog), fileSize(k.auditLog)
 	res.ColdLoadAvg = loadAvg()
-	cpuPIDs := map[string]int{"operator": op.p.pid(), "kube-apiserver": k.apiPID, "etcd": k.etcdPID, "openbao": b.p.pid(), "bench (incl. AWS emulator)": os.Getpid()}
-	cpuStart := map[string]float64{}
-	for name, pid := range cpuPIDs {
-		if pid > 0 {
-			cpuStart[name], _ = cpuSeconds(pid)
-		}
-	}
-	t0 := time.Now()
-	op.saveCPU(ctx, cfg.ProfileDir, "cpu-cold.pb.gz", 30*time.Second)
-	if _, err := createESs(ctx, c, names, 0, cfg); err != nil {
-		return err
-	}
-	res.ColdCreateS = time.Since(t0).Seconds()
-	logf("created in %.1fs; waiting for Ready", res.ColdCreateS)
-	coldTimeout := 10*time.Minute + time.Duration(cfg.N)*100*time.Millisecond
-	n, err := waitColdReady(ctx, c, op, names, coldTimeout)
-	res.ColdReady = n
-	res.ColdRSSMiB = mib(op.rss.Peak())
+	op.saveCPU(ctx, cfg.ProfileDir, "cpu-cold.pb.gz", max(30*time.Second, time.Duration(cfg.N)*8*time.Millisecond))
+	first, err := coldBurst(ctx, k, b, op, names, cfg)
+	res.ColdReady, res.ColdCreateS, res.ColdRSSMiB = first.Ready, first.CreateS, mib(op.rss.Peak())
 	if err != nil {
-		return err
-	}
-	if n < len(names) {
-		res.Missing = append(res.Missing, fmt.Sprintf("cold burst: only %d of %d Ready after %s", n, len(names), coldTimeout))
-		return fmt.Errorf("cold burst incomplete")
-	}
-	last, err := lastStatusPatch(k.auditLog, operatorUser, benchNamespace, cka0, fileSize(k.auditLog))
-	if err != nil {
-		return err
-	}
-	res.ColdReadyS = last.Sub(t0).Seconds()
-	res.ColdCPU = map[string]float64{}
-	for name, c0 := range cpuStart {
-		if c1, err := cpuSeconds(cpuPIDs[name]); err == nil {
-			res.ColdCPU[name] = c1 - c0
+		if first.Ready < len(names) {
+			res.Missing = append(res.Missing, err.Error())
 		}
+		return err
 	}
+	res.ColdReadyS, res.ColdCPU = first.ReadyS, first.CPU
 	res.ColdAWSCalls = map[string]int{}
 	for op, n := range emu.CallCounts() {
 		if strings.Contains(op, ".") {
@@ -345,11 +328,17 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	}
 	if res.FloorReadyS > 0 {
 		res.ColdVsFloor = res.ColdReadyS / res.FloorReadyS
+		res.ColdRounds = []coldRound{{FloorS: res.FloorReadyS, ColdS: res.ColdReadyS, Ratio: res.ColdVsFloor, CPU: res.ColdCPU, FloorCPU: res.Floor.CPU}}
 	}
 	res.ColdRate = float64(cfg.N) / res.ColdReadyS
 	logf("cold burst: all %d Ready in %.2fs (%.0f/s), RSS peak so far %.0f MiB", cfg.N, res.ColdReadyS, res.ColdRate, res.ColdRSSMiB)
 
 	op.saveHeap(ctx, cfg.ProfileDir, "heap-cold.pb.gz")
+	if cfg.ColdRounds > 1 {
+		if op, err = moreColdRounds(ctx, k, b, op, names, cfg, bin, dir, res, cl); err != nil {
+			return err
+		}
+	}
 	if cfg.ColdOnly {
 		res.RSSPeakMiB = mib(op.rss.Peak())
 		res.Missing = append(res.Missing, "BENCH_COLD_ONLY=1: steady state, new during refresh, unrelated Secrets and restart not run")
@@ -375,7 +364,7 @@ func run(ctx context.Context, cfg config, cl *cleanups) (err error) {
 	// intervals (Vault audit log at N = 1000: one key read +52 s, +55 s, then every
 	// 60 s; a window starting 1.5 intervals after the burst counted 107 reads in its
 	// first round and 100, the floor, in its second).
-	w0 := last.Add(cfg.Refresh*3 + 2*time.Second)
+	w0 := first.Last.Add(cfg.Refresh*3 + 2*time.Second)
 	logf("steady state: waiting until %s, then measuring %d rounds (%s)", w0.Format("15:04:05"), steadyRounds, steadyRounds*cfg.Refresh)
 	if err := sleepUntil(ctx, w0); err != nil {
 		return err
@@ -614,6 +603,108 @@ func keysPerStore(cfg config) (keys storeKeys, multi, refs int) {
 		}
 	}
 	return storeKeys{SM: len(seen[0]), SSM: len(seen[1]), Vault: len(seen[2])}, multi, refs
+}
+
+// burst is one cold burst: N new ExternalSecrets until all are Ready.
+type burst struct {
+	CreateS, ReadyS float64
+	Last            time.Time // the operator's last status patch
+	Ready           int
+	CPU             map[string]float64 // CPU seconds by process
+}
+
+// coldBurst creates names (none may exist) and waits until the operator has made all
+// of them Ready. ReadyS runs from the first create to the operator's last status patch
+// in the API server's audit log: timed without a watch, like the floor.
+func coldBurst(ctx context.Context, k *kube, b *bao, op *operatorProc, names []string, cfg config) (burst, error) {
+	var out burst
+	cpuPIDs := map[string]int{"operator": op.p.pid(), "kube-apiserver": k.apiPID, "etcd": k.etcdPID, "openbao": b.p.pid(), "bench (incl. AWS emulator)": os.Getpid()}
+	cpu0 := cpuNow(cpuPIDs)
+	cka0 := fileSize(k.auditLog)
+	t0 := time.Now()
+	if _, err := createESs(ctx, k.c, names, 0, cfg); err != nil {
+		return out, err
+	}
+	out.CreateS = time.Since(t0).Seconds()
+	logf("created in %.1fs; waiting for Ready", out.CreateS)
+	timeout := 10*time.Minute + time.Duration(cfg.N)*100*time.Millisecond
+	n, err := waitColdReady(ctx, k.c, op, names, timeout)
+	out.Ready = n
+	if err != nil {
+		return out, err
+	}
+	if n < len(names) {
+		return out, fmt.Errorf("cold burst: only %d of %d Ready after %s", n, len(names), timeout)
+	}
+	last, err := lastStatusPatch(k.auditLog, operatorUser, benchNamespace, cka0, fileSize(k.auditLog))
+	if err != nil {
+		return out, err
+	}
+	if last.IsZero() {
+		return out, fmt.Errorf("cold burst: no status patch of the operator in the API audit log %s", k.auditLog)
+	}
+	out.Last, out.ReadyS = last, last.Sub(t0).Seconds()
+	out.CPU = cpuSince(cpuPIDs, cpu0)
+	return out, nil
+}
+
+// coldRound is one (floor, cold burst) pair of BENCH_COLD_ROUNDS.
+type coldRound struct {
+	FloorS float64            `json:"floor_s"`
+	ColdS  float64            `json:"cold_s"`
+	Ratio  float64            `json:"cold_vs_floor"`
+	CPU    map[string]float64 `json:"cold_cpu_s,omitempty"`
+	// FloorCPU is the floor's CPU seconds by process (no operator, no OpenBao).
+	FloorCPU map[string]float64 `json:"floor_cpu_s,omitempty"`
+}
+
+// moreColdRounds measures cfg.ColdRounds-1 more rounds after the first cold burst:
+// stop the operator, delete its ExternalSecrets and Secrets, measure the floor again,
+// start a new operator and time a new cold burst. Each round's ratio pairs a floor and
+// a burst measured a minute apart on the same control plane, so a drift of the
+// machine's speed between runs cancels out; the median of the rounds is the figure.
+// It returns the operator now running.
+func moreColdRounds(ctx context.Context, k *kube, b *bao, op *operatorProc, names []string, cfg config, bin, dir string, res *results, cl *cleanups) (*operatorProc, error) {
+	floorPIDs := map[string]int{"kube-apiserver": k.apiPID, "etcd": k.etcdPID, "bench (incl. AWS emulator)": os.Getpid()}
+	for i := 2; i <= cfg.ColdRounds; i++ {
+		op.stop()
+		if err := k.c.DeleteAllOf(ctx, &v1alpha1.ExternalSecret{}, client.InNamespace(benchNamespace)); err != nil {
+			return op, fmt.Errorf("round %d: delete ExternalSecrets: %w", i, err)
+		}
+		if err := k.c.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(benchNamespace),
+			client.MatchingLabels{v1alpha1.LabelManaged: "true"}); err != nil {
+			return op, fmt.Errorf("round %d: delete Secrets: %w", i, err)
+		}
+		f, err := runFloor(ctx, k.c, k.cfg, cfg, floorPIDs, false)
+		if err != nil {
+			return op, err
+		}
+		logf("round %d: floor %.2fs; starting a new operator", i, f.AllReadyS)
+		if op, err = startOperator(bin, k.kubeconfig, dir, cfg.OperatorArgs, cl); err != nil {
+			return op, err
+		}
+		if err := waitHTTP(ctx, op.probe, 60*time.Second, op.p); err != nil {
+			return op, fmt.Errorf("operator: %w", err)
+		}
+		if err := waitStoresReady(ctx, k.c); err != nil {
+			return op, err
+		}
+		logf("round %d: cold burst: creating %d ExternalSecrets", i, cfg.N)
+		cb, err := coldBurst(ctx, k, b, op, names, cfg)
+		if err != nil {
+			return op, fmt.Errorf("round %d: %w", i, err)
+		}
+		r := coldRound{FloorS: f.AllReadyS, ColdS: cb.ReadyS, Ratio: cb.ReadyS / f.AllReadyS, CPU: cb.CPU, FloorCPU: f.CPU}
+		logf("round %d: cold burst %.2fs, floor %.2fs: %.2f", i, r.ColdS, r.FloorS, r.Ratio)
+		res.ColdRounds = append(res.ColdRounds, r)
+	}
+	var ratios []float64
+	for _, r := range res.ColdRounds {
+		ratios = append(ratios, r.Ratio)
+	}
+	slices.Sort(ratios)
+	res.ColdVsFloorMedian = median(ratios)
+	return op, nil
 }
 
 func percentile(sorted []float64, p float64) float64 {
