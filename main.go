@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"time"
@@ -50,7 +51,7 @@ func main() {
 	o.DisableRollout = !enableRollout
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
-	soft, settle := operator.TuneMemory(os.Getenv, "/sys/fs/cgroup")
+	soft, settle := operator.TuneMemory(context.Background(), os.Getenv, "/sys/fs/cgroup") // for the process's lifetime
 	if soft > 0 {
 		log.Info("Go memory limit set from the container's", "bytes", soft)
 	}
