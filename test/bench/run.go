@@ -675,6 +675,11 @@ func moreColdRounds(ctx context.Context, k *kube, b *bao, op *operatorProc, name
 			client.MatchingLabels{v1alpha1.LabelManaged: "true"}); err != nil {
 			return op, fmt.Errorf("round %d: delete Secrets: %w", i, err)
 		}
+		// The stopped operator's store status would let waitStoresReady return before
+		// the new one has validated its stores, and its start-up would count in the burst.
+		if err := clearStoreStatus(ctx, k.c); err != nil {
+			return op, fmt.Errorf("round %d: %w", i, err)
+		}
 		f, err := runFloor(ctx, k.c, k.cfg, cfg, floorPIDs, false)
 		if err != nil {
 			return op, err
@@ -788,6 +793,22 @@ path "secret/metadata/bench/*" { capabilities = ["read"] }
 		return "", "", fmt.Errorf("no role id / secret id")
 	}
 	return rid, sid, nil
+}
+
+// clearStoreStatus empties the benchmark's SecretStores' status, so that the next
+// waitStoresReady waits for an operator started after it.
+func clearStoreStatus(ctx context.Context, c client.Client) error {
+	for _, s := range stores {
+		st := &v1alpha1.SecretStore{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: s}, st); err != nil {
+			return err
+		}
+		st.Status = v1alpha1.SecretStoreStatus{}
+		if err := c.Status().Update(ctx, st); err != nil {
+			return fmt.Errorf("clear the status of SecretStore %s: %w", s, err)
+		}
+	}
+	return nil
 }
 
 func waitStoresReady(ctx context.Context, c client.Client) error {
