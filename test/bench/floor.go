@@ -99,9 +99,9 @@ func floorPairs(ctx context.Context, c client.Client, kcfg *rest.Config, cfg con
 // a pool of floorWorkers fed by the creates, timed from the first create until the
 // last status patch returned. It costs nothing else: no watch, no cache, no backend.
 //
-// With watched (BENCH_FLOOR_WATCH=1, a second run after the first) the null operator
-// also keeps open the watches any controller of these objects keeps: see watchFloor. The difference between the two runs
-// is the API server's cost of serving the watches, which no operator can avoid.
+// With watched (BENCH_FLOOR_WATCH=1; floorPairs orders the runs) the null operator also
+// keeps open the watches any controller of these objects keeps: see watchFloor. The
+// difference between the two runs is what serving the watches costs.
 func runFloor(ctx context.Context, c client.Client, kcfg *rest.Config, cfg config, cpuPIDs map[string]int, watched bool) (*floorResult, error) {
 	if err := ensureNS(ctx, c, floorNamespace); err != nil {
 		return nil, err
